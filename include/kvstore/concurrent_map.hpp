@@ -1,0 +1,479 @@
+// kvstore::ConcurrentMap: a sharded concurrent hash map.
+//
+// The key space is split into a power-of-two number of shards by the top
+// bits of the hash. Each shard owns a std::shared_mutex, an element count and
+// a flat open-addressing table (detail/flat_table.hpp) that grows under that
+// shard's lock alone. Readers of a shard share its lock; writers take it
+// exclusively. Shards are cache-line aligned, so two never share a line.
+//
+// Access is by value or through a callback that runs under the shard lock;
+// there are no iterators into the live table.
+//
+// Callbacks (visit, update, upsert, erase_if, for_each, for_each_mutable)
+// run while a shard lock is held. A callback must not call into the same map:
+// re-entering the shard it runs under deadlocks, and reaching another shard
+// can deadlock against a thread doing the reverse. Builds with
+// KVSTORE_DETECT_REENTRY (the default without NDEBUG) throw std::logic_error
+// on re-entry into the same shard instead of deadlocking.
+//
+// std::string -> std::string maps store each entry as one packed record
+// (key and value bytes in one heap block) behind a pointer; their callbacks
+// receive std::string_view for keys and read-only values, and a mutating
+// callback receives a std::string that is stored back when it returns. Every
+// other key and value type lives inline in the table's slots and callbacks
+// receive references to it. `key_ref` and `value_ref` name what a callback
+// receives.
+//
+// Exception guarantees: if the hasher, the key comparison, a key or value
+// constructor, or an allocation throws, the operation has no effect and the
+// map stays valid (strong guarantee), with one exception: if a callback given
+// to update, upsert or for_each_mutable throws after changing an inline value,
+// the change stays (basic guarantee; packed values are unchanged). Keys and
+// values must be nothrow move constructible.
+#pragma once
+
+#include <kvstore/detail/flat_table.hpp>
+#include <kvstore/detail/reentry_check.hpp>
+#include <kvstore/detail/slot_layout.hpp>
+#include <kvstore/hash.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace kvstore {
+
+/// Construction parameters of a ConcurrentMap.
+struct MapOptions {
+    /// Number of shards: a power of two from 1 to 65536, or 0 for
+    /// default_shard_count().
+    std::size_t shards = 0;
+    /// Entries to make room for at construction, spread over the shards.
+    std::size_t initial_capacity = 0;
+};
+
+/// A snapshot of one shard, or of the whole map.
+struct ShardStats {
+    std::size_t size = 0;          ///< entries
+    std::size_t capacity = 0;      ///< slots allocated
+    double load_factor = 0.0;      ///< size / capacity (0 when nothing is allocated)
+    std::size_t memory_bytes = 0;  ///< table plus the heap blocks entries own, before allocator overhead
+};
+
+/// Shards for a machine: 16 per hardware thread, at least 64, at most 4096.
+inline std::size_t default_shard_count() noexcept {
+    const std::size_t wanted = std::clamp<std::size_t>(std::thread::hardware_concurrency() * 16u, 64, 4096);
+    std::size_t shards = 1;
+    while (shards < wanted) shards *= 2;
+    return shards;
+}
+
+namespace detail {
+
+template <class T, class = void>
+struct is_transparent : std::false_type {};
+template <class T>
+struct is_transparent<T, std::void_t<typename T::is_transparent>> : std::true_type {};
+
+/// A hasher declares `is_avalanching` (any type but std::false_type) when
+/// every output bit depends on every input bit; other hashers are mixed.
+template <class T, class = void>
+struct is_avalanching : std::false_type {};
+template <class T>
+struct is_avalanching<T, std::void_t<typename T::is_avalanching>>
+    : std::bool_constant<!std::is_same_v<typename T::is_avalanching, std::false_type>> {};
+
+/// MurmurHash3's finaliser: spreads a weak hash over all 64 bits, since
+/// shard and bucket are taken from opposite ends of the word.
+inline std::uint64_t mix(std::uint64_t h) noexcept {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+}  // namespace detail
+
+template <class K, class V, class Hasher = Hash<K>, class KeyEqual = std::equal_to<>>
+class ConcurrentMap {
+    using Layout = detail::layout_for<K, V>;
+    using Table = detail::FlatTable<Layout>;
+    using Slot = typename Layout::Slot;
+
+public:
+    using key_type = K;
+    using mapped_type = V;
+    using hasher = Hasher;
+    using key_equal = KeyEqual;
+    /// What callbacks receive for a key: `const K&`, or std::string_view.
+    using key_ref = typename Layout::key_ref;
+    /// What read-only callbacks receive for a value: `const V&`, or std::string_view.
+    using value_ref = typename Layout::value_ref;
+
+    /// Throws std::invalid_argument when options.shards is not 0 or a power
+    /// of two up to 65536.
+    explicit ConcurrentMap(MapOptions options = {}, const Hasher& hash = Hasher(), const KeyEqual& equal = KeyEqual())
+        : hash_(hash), equal_(equal) {
+        const std::size_t shards = options.shards == 0 ? default_shard_count() : options.shards;
+        if (shards > kMaxShards || (shards & (shards - 1)) != 0)
+            throw std::invalid_argument("kvstore::ConcurrentMap: shard count " + std::to_string(shards) +
+                                        " is not a power of two between 1 and " + std::to_string(kMaxShards));
+        while ((std::size_t{1} << shard_bits_) < shards) ++shard_bits_;
+        shards_ = std::make_unique<Shard[]>(shards);
+        reserve(options.initial_capacity);
+    }
+
+    ConcurrentMap(const ConcurrentMap&) = delete;
+    ConcurrentMap& operator=(const ConcurrentMap&) = delete;
+
+    // ---- Writers (exclusive shard lock) ----
+
+    /// Inserts key -> V(args...) if the key is absent. Returns true iff inserted.
+    template <class Q, class... Args>
+    bool try_emplace(Q&& key, Args&&... args) {
+        const auto& lookup = lookup_key(key);
+        const std::uint64_t hash = hash_of(lookup);
+        Shard& shard = shard_for(hash);
+        std::unique_lock lock = write_lock(shard);
+        return insert_in(shard, hash, lookup,
+                         [&](void* where) {
+                             Layout::construct(where, std::forward<Q>(key), std::forward<Args>(args)...);
+                         })
+            .second;
+    }
+
+    /// Inserts key -> value if the key is absent. Returns true iff inserted.
+    template <class Q, class M>
+    bool insert(Q&& key, M&& value) {
+        return try_emplace(std::forward<Q>(key), std::forward<M>(value));
+    }
+
+    /// Inserts key -> value, or assigns value to the existing entry.
+    /// Returns true iff inserted.
+    template <class Q, class M>
+    bool insert_or_assign(Q&& key, M&& value) {
+        const auto& lookup = lookup_key(key);
+        const std::uint64_t hash = hash_of(lookup);
+        Shard& shard = shard_for(hash);
+        std::unique_lock lock = write_lock(shard);
+        bool inserted = false;
+        Slot* slot = nullptr;
+        std::tie(slot, inserted) = insert_in(shard, hash, lookup, [&](void* where) {
+            Layout::construct(where, std::forward<Q>(key), std::forward<M>(value));
+        });
+        if (!inserted) change_value(shard, *slot, [&](Slot& s) { Layout::assign(s, std::forward<M>(value)); });
+        return inserted;
+    }
+
+    /// Removes the key. Returns true iff it was present.
+    template <class Q>
+    bool erase(const Q& key) {
+        return erase_if(key, [](value_ref) { return true; });
+    }
+
+    /// Removes the key if pred(value) returns true. Returns true iff removed.
+    template <class Q, class Pred>
+    bool erase_if(const Q& key, Pred&& pred) {
+        const auto& lookup = lookup_key(key);
+        const std::uint64_t hash = hash_of(lookup);
+        Shard& shard = shard_for(hash);
+        std::unique_lock lock = write_lock(shard);
+        Slot* slot = shard.table.find(hash, lookup, equal_fn());
+        if (slot == nullptr) return false;
+        {
+            detail::CallbackScope scope(&shard);
+            if (!pred(Layout::value(*slot))) return false;
+        }
+        shard.table.erase(hash, *slot);
+        shard.count.store(shard.table.size(), std::memory_order_relaxed);
+        return true;
+    }
+
+    /// Calls f(V&) on the key's value under the exclusive lock. Returns true
+    /// iff the key was present.
+    template <class Q, class F>
+    bool update(const Q& key, F&& f) {
+        const auto& lookup = lookup_key(key);
+        const std::uint64_t hash = hash_of(lookup);
+        Shard& shard = shard_for(hash);
+        std::unique_lock lock = write_lock(shard);
+        Slot* slot = shard.table.find(hash, lookup, equal_fn());
+        if (slot == nullptr) return false;
+        detail::CallbackScope scope(&shard);
+        change_value(shard, *slot, [&](Slot& s) { Layout::modify(s, std::forward<F>(f)); });
+        return true;
+    }
+
+    /// If the key is present calls f(V&) on its value, else inserts
+    /// key -> make(). Returns true iff inserted.
+    template <class Q, class F, class Make>
+    bool upsert(Q&& key, F&& f, Make&& make) {
+        const auto& lookup = lookup_key(key);
+        const std::uint64_t hash = hash_of(lookup);
+        Shard& shard = shard_for(hash);
+        std::unique_lock lock = write_lock(shard);
+        detail::CallbackScope scope(&shard);
+        bool inserted = false;
+        Slot* slot = nullptr;
+        std::tie(slot, inserted) = insert_in(shard, hash, lookup, [&](void* where) {
+            Layout::construct(where, std::forward<Q>(key), std::forward<Make>(make)());
+        });
+        if (!inserted) change_value(shard, *slot, [&](Slot& s) { Layout::modify(s, std::forward<F>(f)); });
+        return inserted;
+    }
+
+    /// Removes every entry and frees the shards' tables, one shard at a time.
+    void clear() {
+        for (std::size_t i = 0; i < shard_count(); ++i) {
+            Shard& shard = shards_[i];
+            std::unique_lock lock = write_lock(shard);
+            shard.table.clear();
+            shard.count.store(0, std::memory_order_relaxed);
+        }
+    }
+
+    /// Makes room for `count` entries in total, so that inserting them does
+    /// not grow a shard (with high probability: keys spread randomly).
+    void reserve(std::size_t count) {
+        if (count == 0) return;
+        const double mean = static_cast<double>(count) / static_cast<double>(shard_count());
+        const auto per_shard = static_cast<std::size_t>(mean + 4.0 * std::sqrt(mean) + 1.0);
+        for (std::size_t i = 0; i < shard_count(); ++i) {
+            Shard& shard = shards_[i];
+            std::unique_lock lock = write_lock(shard);
+            shard.table.reserve(per_shard, slot_hash_fn());
+        }
+    }
+
+    // ---- Readers (shared shard lock) ----
+
+    /// A copy of the key's value, or std::nullopt.
+    template <class Q>
+    std::optional<V> get(const Q& key) const {
+        std::optional<V> result;
+        visit(key, [&](value_ref value) { result.emplace(value); });
+        return result;
+    }
+
+    /// Copies the key's value into `out` (reusing its storage where V allows).
+    /// Returns true iff the key was present; `out` is untouched otherwise.
+    template <class Q>
+    bool find(const Q& key, V& out) const {
+        return visit(key, [&](value_ref value) { copy_into(out, value); });
+    }
+
+    template <class Q>
+    bool contains(const Q& key) const {
+        const auto& lookup = lookup_key(key);
+        const std::uint64_t hash = hash_of(lookup);
+        const Shard& shard = shard_for(hash);
+        std::shared_lock lock = read_lock(shard);
+        return shard.table.find(hash, lookup, equal_fn()) != nullptr;
+    }
+
+    /// Calls f(value_ref) on the key's value under the shared lock. Returns
+    /// true iff the key was present.
+    template <class Q, class F>
+    bool visit(const Q& key, F&& f) const {
+        const auto& lookup = lookup_key(key);
+        const std::uint64_t hash = hash_of(lookup);
+        const Shard& shard = shard_for(hash);
+        std::shared_lock lock = read_lock(shard);
+        const Slot* slot = shard.table.find(hash, lookup, equal_fn());
+        if (slot == nullptr) return false;
+        detail::CallbackScope scope(&shard);
+        std::forward<F>(f)(Layout::value(*slot));
+        return true;
+    }
+
+    /// Calls f(key_ref, value_ref) on every entry, one shard at a time under
+    /// that shard's shared lock. Each entry is seen once, whole, in the state
+    /// of the moment its shard was visited; an entry written concurrently in
+    /// a shard not yet visited may or may not be seen.
+    template <class F>
+    void for_each(F&& f) const {
+        for (std::size_t i = 0; i < shard_count(); ++i) {
+            const Shard& shard = shards_[i];
+            std::shared_lock lock = read_lock(shard);
+            detail::CallbackScope scope(&shard);
+            shard.table.for_each([&](const Slot& slot) { f(Layout::key(slot), Layout::value(slot)); });
+        }
+    }
+
+    /// Calls f(key_ref, V&) on every entry, one shard at a time under that
+    /// shard's exclusive lock.
+    template <class F>
+    void for_each_mutable(F&& f) {
+        for (std::size_t i = 0; i < shard_count(); ++i) {
+            Shard& shard = shards_[i];
+            std::unique_lock lock = write_lock(shard);
+            detail::CallbackScope scope(&shard);
+            shard.table.for_each([&](Slot& slot) {
+                change_value(shard, slot, [&](Slot& s) {
+                    const auto key = Layout::key(s);
+                    Layout::modify(s, [&](V& value) { f(key, value); });
+                });
+            });
+        }
+    }
+
+    /// Entries in the map; reads per-shard counters without locking, so under
+    /// concurrent writes it is a moment's approximation.
+    std::size_t size() const noexcept {
+        std::size_t total = 0;
+        for (std::size_t i = 0; i < shard_count(); ++i) total += shards_[i].count.load(std::memory_order_relaxed);
+        return total;
+    }
+
+    bool empty() const noexcept { return size() == 0; }
+
+    std::size_t shard_count() const noexcept { return std::size_t{1} << shard_bits_; }
+
+    /// Figures of one shard, read under its shared lock.
+    ShardStats shard_stats(std::size_t shard_index) const {
+        if (shard_index >= shard_count())
+            throw std::out_of_range("kvstore::ConcurrentMap::shard_stats: shard " + std::to_string(shard_index) +
+                                    " does not exist (the map has " + std::to_string(shard_count()) + ")");
+        const Shard& shard = shards_[shard_index];
+        std::shared_lock lock = read_lock(shard);
+        ShardStats stats;
+        stats.size = shard.table.size();
+        stats.capacity = shard.table.capacity();
+        stats.load_factor = load_factor(stats.size, stats.capacity);
+        stats.memory_bytes = sizeof(Shard) + shard.table.bucket_bytes() + shard.table.heap_bytes();
+        return stats;
+    }
+
+    /// The sum of all shards' figures (each shard read at its own moment).
+    ShardStats stats() const {
+        ShardStats total;
+        for (std::size_t i = 0; i < shard_count(); ++i) {
+            const ShardStats shard = shard_stats(i);
+            total.size += shard.size;
+            total.capacity += shard.capacity;
+            total.memory_bytes += shard.memory_bytes;
+        }
+        total.load_factor = load_factor(total.size, total.capacity);
+        return total;
+    }
+
+    const Hasher& hash_function() const noexcept { return hash_; }
+    const KeyEqual& key_eq() const noexcept { return equal_; }
+
+private:
+    static constexpr std::size_t kMaxShards = std::size_t{1} << 16;
+    static constexpr bool kTransparent = detail::is_transparent<Hasher>::value && detail::is_transparent<KeyEqual>::value;
+
+    struct alignas(64) Shard {
+        mutable std::shared_mutex mutex;
+        Table table;
+        std::atomic<std::size_t> count{0};
+    };
+
+    static double load_factor(std::size_t size, std::size_t capacity) noexcept {
+        return capacity == 0 ? 0.0 : static_cast<double>(size) / static_cast<double>(capacity);
+    }
+
+    /// The key to hash and compare: `key` itself when the hasher and key
+    /// comparison are transparent (or it already is a K), else a K made from it.
+    template <class Q>
+    decltype(auto) lookup_key(const Q& key) const {
+        if constexpr (kTransparent || std::is_same_v<Q, K>) {
+            return (key);
+        } else {
+            return K(key);
+        }
+    }
+
+    template <class Q>
+    std::uint64_t hash_of(const Q& key) const {
+        const auto hash = static_cast<std::uint64_t>(hash_(key));
+        if constexpr (detail::is_avalanching<Hasher>::value) {
+            return hash;
+        } else {
+            return detail::mix(hash);
+        }
+    }
+
+    // A packed table hands out std::string_view keys; a hasher or comparison
+    // that only takes a std::string gets one built for it.
+    auto slot_hash_fn() const {
+        return [this](const Slot& slot) {
+            if constexpr (std::is_invocable_v<const Hasher&, key_ref>) {
+                return hash_of(Layout::key(slot));
+            } else {
+                return hash_of(K(Layout::key(slot)));
+            }
+        };
+    }
+
+    auto equal_fn() const {
+        return [this](key_ref stored, const auto& key) -> bool {
+            if constexpr (std::is_invocable_r_v<bool, const KeyEqual&, key_ref, decltype(key)>) {
+                return equal_(stored, key);
+            } else {
+                return equal_(K(stored), key);
+            }
+        };
+    }
+
+    Shard& shard_for(std::uint64_t hash) const noexcept {
+        // Top bits; the table inside the shard indexes by the low bits.
+        return shards_[static_cast<std::size_t>((hash >> 32) >> (32 - shard_bits_))];
+    }
+
+    std::shared_lock<std::shared_mutex> read_lock(const Shard& shard) const {
+        detail::check_not_in_callback(&shard);
+        return std::shared_lock<std::shared_mutex>(shard.mutex);
+    }
+
+    std::unique_lock<std::shared_mutex> write_lock(Shard& shard) const {
+        detail::check_not_in_callback(&shard);
+        return std::unique_lock<std::shared_mutex>(shard.mutex);
+    }
+
+    template <class Q, class Construct>
+    std::pair<Slot*, bool> insert_in(Shard& shard, std::uint64_t hash, const Q& key, Construct&& construct) {
+        auto result = shard.table.insert(hash, key, equal_fn(), slot_hash_fn(), std::forward<Construct>(construct));
+        if (result.second) shard.count.store(shard.table.size(), std::memory_order_relaxed);
+        return result;
+    }
+
+    /// Runs `change` on a slot, keeping the shard's heap-byte count right.
+    template <class Change>
+    static void change_value(Shard& shard, Slot& slot, Change&& change) {
+        const std::size_t before = Layout::heap_bytes(slot);
+        std::forward<Change>(change)(slot);
+        shard.table.adjust_heap_bytes(before, Layout::heap_bytes(slot));
+    }
+
+    static void copy_into(V& out, value_ref value) {
+        if constexpr (std::is_same_v<value_ref, std::string_view>) {
+            out.assign(value.data(), value.size());
+        } else {
+            out = value;
+        }
+    }
+
+    Hasher hash_;
+    KeyEqual equal_;
+    unsigned shard_bits_ = 0;
+    std::unique_ptr<Shard[]> shards_;
+};
+
+}  // namespace kvstore

@@ -1,0 +1,293 @@
+// The open-addressing table inside one shard. Not synchronised: the owning
+// shard's lock protects it.
+//
+// Buckets of seven slots, probed linearly. A bucket begins with seven one-byte
+// tags (0 = empty, else 0x80 | seven hash bits) and one overflow counter: how
+// many entries whose home is this bucket live in a later one. A lookup reads
+// the tags of one bucket with a single 8-byte load, compares keys only where a
+// tag matches, and stops at the first bucket whose overflow counter is zero.
+// Erase clears the tag and decrements the counters it passed on insert, so it
+// leaves no tombstone and lookups never slow down after churn. With pointer
+// slots a bucket is exactly one 64-byte cache line.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <utility>
+
+namespace kvstore::detail {
+
+inline constexpr unsigned kSlotsPerBucket = 7;
+inline constexpr unsigned kOverflowSaturated = 0xFF;
+
+/// Set bits mark the lanes (0..6) of a bucket that satisfy a test. On
+/// little-endian targets lane i is bit 8*i+7, so lanes come out of a count of
+/// trailing zeros.
+class LaneMask {
+public:
+    explicit LaneMask(std::uint64_t bits) noexcept : bits_(bits) {}
+    bool any() const noexcept { return bits_ != 0; }
+    unsigned lowest() const noexcept {
+#if defined(__GNUC__)
+        return static_cast<unsigned>(__builtin_ctzll(bits_)) >> 3;
+#else
+        unsigned lane = 0;
+        while (!(bits_ >> (8 * lane + 7) & 1)) ++lane;
+        return lane;
+#endif
+    }
+    void drop_lowest() noexcept { bits_ &= bits_ - 1; }
+
+private:
+    std::uint64_t bits_;
+};
+
+/// Lanes whose tag equals `tag`; `tag == 0` finds empty lanes.
+inline LaneMask match_lanes(const std::uint8_t* tags, std::uint8_t tag) noexcept {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    constexpr std::uint64_t kLowBits = 0x0101010101010101ull;
+    constexpr std::uint64_t kSevenBits = 0x7F7F7F7F7F7F7F7Full;
+    constexpr std::uint64_t kTagLanes = 0x0080808080808080ull;  // byte 7 is the overflow counter
+    std::uint64_t word;
+    std::memcpy(&word, tags, sizeof word);
+    const std::uint64_t diff = word ^ (kLowBits * tag);
+    // Exact zero-byte test: the high bit of a byte ends up set iff the byte is 0.
+    const std::uint64_t zero_bytes = ~(((diff & kSevenBits) + kSevenBits) | diff | kSevenBits);
+    return LaneMask(zero_bytes & kTagLanes);
+#else
+    std::uint64_t bits = 0;
+    for (unsigned lane = 0; lane < kSlotsPerBucket; ++lane)
+        if (tags[lane] == tag) bits |= std::uint64_t{0x80} << (8 * lane);
+    return LaneMask(bits);
+#endif
+}
+
+template <class Layout>
+class FlatTable {
+public:
+    using Slot = typename Layout::Slot;
+
+    struct Bucket {
+        std::uint8_t tags[kSlotsPerBucket];
+        std::uint8_t overflow;
+        alignas(Slot) unsigned char storage[kSlotsPerBucket][sizeof(Slot)];
+
+        Slot& slot(unsigned lane) noexcept { return *std::launder(reinterpret_cast<Slot*>(storage[lane])); }
+        const Slot& slot(unsigned lane) const noexcept {
+            return *std::launder(reinterpret_cast<const Slot*>(storage[lane]));
+        }
+    };
+
+    FlatTable() noexcept = default;
+    FlatTable(const FlatTable&) = delete;
+    FlatTable& operator=(const FlatTable&) = delete;
+    ~FlatTable() { release(); }
+
+    std::size_t size() const noexcept { return size_; }
+    std::size_t capacity() const noexcept { return buckets_ == empty_bucket() ? 0 : bucket_count() * kSlotsPerBucket; }
+    std::size_t bucket_bytes() const noexcept { return buckets_ == empty_bucket() ? 0 : bucket_count() * sizeof(Bucket); }
+    std::size_t heap_bytes() const noexcept { return heap_bytes_; }
+
+    /// Returns the slot holding a key equal to `key`, or nullptr.
+    template <class Q, class KeyEqual>
+    Slot* find(std::uint64_t hash, const Q& key, const KeyEqual& equal) const {
+        const std::uint8_t tag = tag_of(hash);
+        std::size_t index = hash & bucket_mask_;
+        for (;;) {
+            Bucket& bucket = buckets_[index];
+            for (LaneMask lanes = match_lanes(bucket.tags, tag); lanes.any(); lanes.drop_lowest()) {
+                Slot& slot = bucket.slot(lanes.lowest());
+                Layout::prefetch(slot);
+                if (equal(Layout::key(slot), key)) return &slot;
+            }
+            if (bucket.overflow == 0) return nullptr;
+            index = (index + 1) & bucket_mask_;
+        }
+    }
+
+    /// Inserts an entry built by `construct(void* where)` unless a key equal
+    /// to `key` is present. Returns the entry's slot and whether it was
+    /// inserted. Strong guarantee: if hashing during growth, allocation or
+    /// `construct` throws, the table is unchanged.
+    template <class Q, class KeyEqual, class SlotHash, class Construct>
+    std::pair<Slot*, bool> insert(std::uint64_t hash, const Q& key, const KeyEqual& equal,
+                                  const SlotHash& slot_hash, Construct&& construct) {
+        if (Slot* existing = find(hash, key, equal)) return {existing, false};
+        if (size_ + 1 > max_size_) rehash(bucket_count_for(size_ + 1), slot_hash);
+
+        const std::size_t home = hash & bucket_mask_;
+        std::size_t index = home;
+        LaneMask free_lanes = match_lanes(buckets_[index].tags, 0);
+        while (!free_lanes.any()) {
+            index = (index + 1) & bucket_mask_;
+            free_lanes = match_lanes(buckets_[index].tags, 0);
+        }
+        Bucket& target = buckets_[index];
+        const unsigned lane = free_lanes.lowest();
+        std::forward<Construct>(construct)(static_cast<void*>(target.storage[lane]));
+
+        for (std::size_t passed = home; passed != index; passed = (passed + 1) & bucket_mask_) {
+            std::uint8_t& overflow = buckets_[passed].overflow;
+            if (overflow != kOverflowSaturated) ++overflow;
+        }
+        target.tags[lane] = tag_of(hash);
+        ++size_;
+        heap_bytes_ += Layout::heap_bytes(target.slot(lane));
+        return {&target.slot(lane), true};
+    }
+
+    /// Removes the entry in `slot`, which must come from find() with `hash`.
+    void erase(std::uint64_t hash, Slot& slot) noexcept {
+        const std::size_t offset = static_cast<std::size_t>(reinterpret_cast<unsigned char*>(&slot) -
+                                                            reinterpret_cast<unsigned char*>(buckets_));
+        const std::size_t index = offset / sizeof(Bucket);
+        Bucket& bucket = buckets_[index];
+        const unsigned lane = static_cast<unsigned>((offset % sizeof(Bucket) - offsetof(Bucket, storage)) / sizeof(Slot));
+
+        heap_bytes_ -= Layout::heap_bytes(slot);
+        Layout::destroy(slot);
+        bucket.tags[lane] = 0;
+        --size_;
+        for (std::size_t passed = hash & bucket_mask_; passed != index; passed = (passed + 1) & bucket_mask_) {
+            std::uint8_t& overflow = buckets_[passed].overflow;
+            // A saturated counter has lost count; it stays saturated, which
+            // costs probes but never a wrong answer.
+            if (overflow != kOverflowSaturated) --overflow;
+        }
+    }
+
+    /// Records a change of the heap bytes an entry owns (after an assignment).
+    void adjust_heap_bytes(std::size_t before, std::size_t after) noexcept { heap_bytes_ += after - before; }
+
+    template <class F>
+    void for_each(F&& f) {
+        visit_occupied(buckets_, f);
+    }
+    template <class F>
+    void for_each(F&& f) const {
+        visit_occupied(static_cast<const Bucket*>(buckets_), f);
+    }
+
+    /// Makes room for `count` entries without further growth.
+    template <class SlotHash>
+    void reserve(std::size_t count, const SlotHash& slot_hash) {
+        if (count > max_size_) rehash(bucket_count_for(count), slot_hash);
+    }
+
+    /// Destroys every entry and returns the memory.
+    void clear() noexcept {
+        release();
+        buckets_ = empty_bucket();
+        bucket_mask_ = 0;
+        size_ = 0;
+        max_size_ = 0;
+        heap_bytes_ = 0;
+    }
+
+private:
+    static Bucket* empty_bucket() noexcept {
+        // Lookups in a table that never held anything probe this bucket and
+        // stop: no tags, no overflow. It is never written.
+        static Bucket sentinel{};
+        return &sentinel;
+    }
+
+    static std::uint8_t tag_of(std::uint64_t hash) noexcept {
+        // Bits 32..38: the bucket index uses the low bits and the shard the top ones.
+        return static_cast<std::uint8_t>(0x80 | ((hash >> 32) & 0x7F));
+    }
+
+    template <class BucketPointer, class F>
+    void visit_occupied(BucketPointer buckets, F& f) const {
+        if (buckets_ == empty_bucket()) return;
+        for (std::size_t index = 0; index <= bucket_mask_; ++index)
+            for (LaneMask lanes = occupied_lanes(buckets[index]); lanes.any(); lanes.drop_lowest())
+                f(buckets[index].slot(lanes.lowest()));
+    }
+
+    static LaneMask occupied_lanes(const Bucket& bucket) noexcept {
+        std::uint64_t bits = 0;
+        for (unsigned lane = 0; lane < kSlotsPerBucket; ++lane)
+            if (bucket.tags[lane] != 0) bits |= std::uint64_t{0x80} << (8 * lane);
+        return LaneMask(bits);
+    }
+
+    static std::size_t max_size_for(std::size_t buckets) noexcept {
+        return buckets * kSlotsPerBucket * 7 / 8;  // load factor 7/8
+    }
+
+    static std::size_t bucket_count_for(std::size_t count) noexcept {
+        std::size_t buckets = 2;
+        while (max_size_for(buckets) < count) buckets *= 2;
+        return buckets;
+    }
+
+    std::size_t bucket_count() const noexcept { return bucket_mask_ + 1; }
+
+    static constexpr std::align_val_t bucket_alignment() noexcept {
+        return std::align_val_t{std::max<std::size_t>(64, alignof(Bucket))};
+    }
+
+    static Bucket* allocate(std::size_t count) {
+        void* memory = ::operator new(count * sizeof(Bucket), bucket_alignment());
+        auto* buckets = static_cast<Bucket*>(memory);
+        for (std::size_t i = 0; i < count; ++i) {
+            std::memset(buckets[i].tags, 0, kSlotsPerBucket);
+            buckets[i].overflow = 0;
+        }
+        return buckets;
+    }
+
+    static void deallocate(Bucket* buckets) noexcept { ::operator delete(buckets, bucket_alignment()); }
+
+    /// Moves every entry into a new array of `new_bucket_count` buckets. All
+    /// hashes are computed before anything moves, so a throwing hasher or
+    /// allocation leaves the table as it was.
+    template <class SlotHash>
+    void rehash(std::size_t new_bucket_count, const SlotHash& slot_hash) {
+        std::unique_ptr<std::uint64_t[]> hashes(new std::uint64_t[size_]);
+        std::size_t counted = 0;
+        for_each([&](const Slot& slot) { hashes[counted++] = slot_hash(slot); });
+        Bucket* const fresh = allocate(new_bucket_count);
+
+        const std::size_t fresh_mask = new_bucket_count - 1;
+        counted = 0;
+        for_each([&](Slot& slot) {
+            const std::uint64_t hash = hashes[counted++];
+            const std::size_t home = hash & fresh_mask;
+            std::size_t index = home;
+            LaneMask free_lanes = match_lanes(fresh[index].tags, 0);
+            while (!free_lanes.any()) {
+                std::uint8_t& overflow = fresh[index].overflow;
+                if (overflow != kOverflowSaturated) ++overflow;
+                index = (index + 1) & fresh_mask;
+                free_lanes = match_lanes(fresh[index].tags, 0);
+            }
+            const unsigned lane = free_lanes.lowest();
+            Layout::relocate(fresh[index].storage[lane], slot);
+            fresh[index].tags[lane] = tag_of(hash);
+        });
+        if (buckets_ != empty_bucket()) deallocate(buckets_);
+        buckets_ = fresh;
+        bucket_mask_ = fresh_mask;
+        max_size_ = max_size_for(new_bucket_count);
+    }
+
+    void release() noexcept {
+        if (buckets_ == empty_bucket()) return;
+        for_each([](Slot& slot) { Layout::destroy(slot); });
+        deallocate(buckets_);
+    }
+
+    Bucket* buckets_ = empty_bucket();
+    std::size_t bucket_mask_ = 0;
+    std::size_t size_ = 0;
+    std::size_t max_size_ = 0;
+    std::size_t heap_bytes_ = 0;
+};
+
+}  // namespace kvstore::detail

@@ -1,0 +1,109 @@
+// One heap block holding a string key and a string value back to back:
+//
+//   [varint key length][varint value length][key bytes][value bytes]
+//
+// A 16-byte key and a 100-byte value take 118 bytes, one 128-byte malloc
+// chunk, where two std::string objects would take a 64-byte slot plus two
+// heap blocks. Key comparison and value copy then touch one allocation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string_view>
+
+namespace kvstore::detail {
+
+inline std::size_t varint_size(std::size_t value) noexcept {
+    std::size_t bytes = 1;
+    while (value >= 0x80) {
+        value >>= 7;
+        ++bytes;
+    }
+    return bytes;
+}
+
+inline unsigned char* put_varint(unsigned char* out, std::size_t value) noexcept {
+    while (value >= 0x80) {
+        *out++ = static_cast<unsigned char>(value | 0x80);
+        value >>= 7;
+    }
+    *out++ = static_cast<unsigned char>(value);
+    return out;
+}
+
+inline const unsigned char* get_varint(const unsigned char* in, std::size_t& value) noexcept {
+    std::size_t result = 0;
+    unsigned shift = 0;
+    while (*in & 0x80) {
+        result |= static_cast<std::size_t>(*in++ & 0x7F) << shift;
+        shift += 7;
+    }
+    value = result | (static_cast<std::size_t>(*in++) << shift);
+    return in;
+}
+
+class PackedRecord {
+public:
+    /// Allocates a record; throws std::bad_alloc and leaves nothing behind.
+    static PackedRecord* create(std::string_view key, std::string_view value) {
+        const std::size_t bytes = encoded_size(key.size(), value.size());
+        auto* block = static_cast<unsigned char*>(::operator new(bytes));
+        unsigned char* out = put_varint(put_varint(block, key.size()), value.size());
+        std::memcpy(out, key.data(), key.size());
+        std::memcpy(out + key.size(), value.data(), value.size());
+        return reinterpret_cast<PackedRecord*>(block);
+    }
+
+    static void destroy(PackedRecord* record) noexcept { ::operator delete(record); }
+
+    static std::size_t encoded_size(std::size_t key_size, std::size_t value_size) noexcept {
+        return varint_size(key_size) + varint_size(value_size) + key_size + value_size;
+    }
+
+    std::string_view key() const noexcept { return decode().key; }
+    std::string_view value() const noexcept { return decode().value; }
+    std::size_t size() const noexcept {
+        const Fields fields = decode();
+        return static_cast<std::size_t>(fields.value.data() + fields.value.size() -
+                                        reinterpret_cast<const char*>(bytes()));
+    }
+
+    /// Overwrites the value in place when the new one has the same length,
+    /// which keeps fixed-size updates free of allocation. Returns false
+    /// (record untouched) when the length differs.
+    bool assign_same_size(std::string_view value) noexcept {
+        const Fields fields = decode();
+        if (fields.value.size() != value.size()) return false;
+        std::memmove(const_cast<char*>(fields.value.data()), value.data(), value.size());
+        return true;
+    }
+
+    /// Prefetches the lines past the first so that a long value arrives while
+    /// the key is being compared.
+    void prefetch_tail() const noexcept {
+#if defined(__GNUC__)
+        __builtin_prefetch(bytes() + 64);
+        __builtin_prefetch(bytes() + 127);
+#endif
+    }
+
+private:
+    struct Fields {
+        std::string_view key;
+        std::string_view value;
+    };
+
+    const unsigned char* bytes() const noexcept { return reinterpret_cast<const unsigned char*>(this); }
+
+    Fields decode() const noexcept {
+        std::size_t key_size = 0;
+        std::size_t value_size = 0;
+        const unsigned char* p = get_varint(get_varint(bytes(), key_size), value_size);
+        const char* key = reinterpret_cast<const char*>(p);
+        return {{key, key_size}, {key + key_size, value_size}};
+    }
+};
+
+}  // namespace kvstore::detail

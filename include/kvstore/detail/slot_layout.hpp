@@ -1,0 +1,114 @@
+// How a table slot holds one entry. The table's probing is the same for all
+// layouts; a layout decides what sits in the slot and how a callback sees it.
+//
+//   InlineLayout<K, V>   the key and value objects themselves (no heap node);
+//                        callbacks see `const K&` and `const V&` / `V&`.
+//   PackedStringLayout   for std::string keys and values: a pointer to one
+//                        PackedRecord; callbacks see std::string_view, and a
+//                        mutating callback gets a std::string that is copied
+//                        back afterwards.
+#pragma once
+
+#include <kvstore/detail/packed_record.hpp>
+
+#include <cstddef>
+#include <new>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace kvstore::detail {
+
+template <class K, class V>
+struct InlineLayout {
+    static_assert(std::is_nothrow_move_constructible_v<K> && std::is_nothrow_move_constructible_v<V>,
+                  "kvstore::ConcurrentMap: keys and values must be nothrow move constructible, so that growing "
+                  "a shard cannot fail half-way");
+
+    struct Slot {
+        template <class Q, class... Args>
+        explicit Slot(Q&& k, Args&&... args) : key(std::forward<Q>(k)), value(std::forward<Args>(args)...) {}
+        K key;
+        V value;
+    };
+    using key_ref = const K&;
+    using value_ref = const V&;
+
+    static const K& key(const Slot& slot) noexcept { return slot.key; }
+    static const V& value(const Slot& slot) noexcept { return slot.value; }
+
+    template <class Q, class... Args>
+    static void construct(void* where, Q&& key, Args&&... args) {
+        ::new (where) Slot(std::forward<Q>(key), std::forward<Args>(args)...);
+    }
+    static void destroy(Slot& slot) noexcept { slot.~Slot(); }
+    static void relocate(void* where, Slot& from) noexcept {
+        ::new (where) Slot(std::move(from));
+        from.~Slot();
+    }
+
+    template <class M>
+    static void assign(Slot& slot, M&& value) {
+        slot.value = std::forward<M>(value);
+    }
+    /// If `f` throws, the value is left as `f` left it (basic guarantee).
+    template <class F>
+    static decltype(auto) modify(Slot& slot, F&& f) {
+        return std::forward<F>(f)(slot.value);
+    }
+    static std::size_t heap_bytes(const Slot&) noexcept { return 0; }
+    static void prefetch(const Slot&) noexcept {}
+};
+
+struct PackedStringLayout {
+    using Slot = PackedRecord*;
+    using key_ref = std::string_view;
+    using value_ref = std::string_view;
+
+    static std::string_view key(const Slot& slot) noexcept { return slot->key(); }
+    static std::string_view value(const Slot& slot) noexcept { return slot->value(); }
+
+    template <class Q, class... Args>
+    static void construct(void* where, const Q& key, Args&&... args) {
+        if constexpr (sizeof...(Args) == 1 && (std::is_convertible_v<const Args&, std::string_view> && ...)) {
+            ::new (where) Slot(PackedRecord::create(std::string_view(key), std::string_view(args)...));
+        } else {
+            const std::string value(std::forward<Args>(args)...);
+            ::new (where) Slot(PackedRecord::create(std::string_view(key), value));
+        }
+    }
+    static void destroy(Slot& slot) noexcept { PackedRecord::destroy(slot); }
+    static void relocate(void* where, Slot& from) noexcept { ::new (where) Slot(from); }
+
+    /// Strong guarantee: a new record is built before the old one is freed.
+    template <class M>
+    static void assign(Slot& slot, const M& value) {
+        const std::string_view bytes(value);
+        if (slot->assign_same_size(bytes)) return;
+        PackedRecord* replacement = PackedRecord::create(slot->key(), bytes);
+        PackedRecord::destroy(slot);
+        slot = replacement;
+    }
+    /// `f` works on a copy; if it throws, the stored value is unchanged.
+    template <class F>
+    static decltype(auto) modify(Slot& slot, F&& f) {
+        std::string value(slot->value());
+        if constexpr (std::is_void_v<std::invoke_result_t<F, std::string&>>) {
+            std::forward<F>(f)(value);
+            assign(slot, value);
+        } else {
+            auto result = std::forward<F>(f)(value);
+            assign(slot, value);
+            return result;
+        }
+    }
+    static std::size_t heap_bytes(const Slot& slot) noexcept { return slot->size(); }
+    static void prefetch(const Slot& slot) noexcept { slot->prefetch_tail(); }
+};
+
+template <class K, class V>
+using layout_for = std::conditional_t<std::is_same_v<K, std::string> && std::is_same_v<V, std::string>,
+                                      PackedStringLayout, InlineLayout<K, V>>;
+
+}  // namespace kvstore::detail
