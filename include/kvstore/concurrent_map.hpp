@@ -25,8 +25,9 @@
 // receives.
 //
 // Exception guarantees: if the hasher, the key comparison, a key or value
-// constructor, or an allocation throws, the operation has no effect and the
-// map stays valid (strong guarantee), with one exception: if a callback given
+// constructor, or an allocation throws, the operation has no effect on the
+// map's contents and the map stays valid (strong guarantee; the shard's table
+// may already have grown), with one exception: if a callback given
 // to update, upsert or for_each_mutable throws after changing an inline value,
 // the change stays (basic guarantee; packed values are unchanged). Keys and
 // values must be nothrow move constructible.

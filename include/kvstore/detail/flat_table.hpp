@@ -97,7 +97,9 @@ public:
     Slot* find(std::uint64_t hash, const Q& key, const KeyEqual& equal) const {
         const std::uint8_t tag = tag_of(hash);
         std::size_t index = hash & bucket_mask_;
-        for (;;) {
+        // After erasures every bucket can keep a non-zero overflow counter, so
+        // the probe is also bounded by one lap of the table.
+        for (std::size_t probed = 0; probed <= bucket_mask_; ++probed) {
             Bucket& bucket = buckets_[index];
             for (LaneMask lanes = match_lanes(bucket.tags, tag); lanes.any(); lanes.drop_lowest()) {
                 Slot& slot = bucket.slot(lanes.lowest());
@@ -107,12 +109,13 @@ public:
             if (bucket.overflow == 0) return nullptr;
             index = (index + 1) & bucket_mask_;
         }
+        return nullptr;
     }
 
     /// Inserts an entry built by `construct(void* where)` unless a key equal
     /// to `key` is present. Returns the entry's slot and whether it was
-    /// inserted. Strong guarantee: if hashing during growth, allocation or
-    /// `construct` throws, the table is unchanged.
+    /// inserted. If hashing during growth, allocation or `construct` throws,
+    /// the entries are unchanged (the table may have grown).
     template <class Q, class KeyEqual, class SlotHash, class Construct>
     std::pair<Slot*, bool> insert(std::uint64_t hash, const Q& key, const KeyEqual& equal,
                                   const SlotHash& slot_hash, Construct&& construct) {
