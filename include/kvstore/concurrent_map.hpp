@@ -150,7 +150,7 @@ public:
         const auto& lookup = lookup_key(key);
         const std::uint64_t hash = hash_of(lookup);
         Shard& shard = shard_for(hash);
-        std::unique_lock lock = write_lock(shard);
+        std::unique_lock lock = write_lock(shard, hash);
         return insert_in(shard, hash, lookup,
                          [&](void* where) {
                              Layout::construct(where, std::forward<Q>(key), std::forward<Args>(args)...);
@@ -171,7 +171,7 @@ public:
         const auto& lookup = lookup_key(key);
         const std::uint64_t hash = hash_of(lookup);
         Shard& shard = shard_for(hash);
-        std::unique_lock lock = write_lock(shard);
+        std::unique_lock lock = write_lock(shard, hash);
         bool inserted = false;
         Slot* slot = nullptr;
         std::tie(slot, inserted) = insert_in(shard, hash, lookup, [&](void* where) {
@@ -190,34 +190,26 @@ public:
     /// Removes the key if pred(value) returns true. Returns true iff removed.
     template <class Q, class Pred>
     bool erase_if(const Q& key, Pred&& pred) {
-        const auto& lookup = lookup_key(key);
-        const std::uint64_t hash = hash_of(lookup);
-        Shard& shard = shard_for(hash);
-        std::unique_lock lock = write_lock(shard);
-        Slot* slot = shard.table.find(hash, lookup, equal_fn());
-        if (slot == nullptr) return false;
-        {
-            detail::CallbackScope scope(&shard);
-            if (!pred(Layout::value(*slot))) return false;
-        }
-        shard.table.erase(hash, *slot);
-        shard.count.store(shard.table.size(), std::memory_order_relaxed);
-        return true;
+        return with_slot_exclusive(key, [&](Shard& shard, std::uint64_t hash, Slot& slot) {
+            {
+                detail::CallbackScope scope(&shard);
+                if (!pred(Layout::value(slot))) return false;
+            }
+            shard.table.erase(hash, slot);
+            shard.count.store(shard.table.size(), std::memory_order_relaxed);
+            return true;
+        });
     }
 
     /// Calls f(V&) on the key's value under the exclusive lock. Returns true
     /// iff the key was present.
     template <class Q, class F>
     bool update(const Q& key, F&& f) {
-        const auto& lookup = lookup_key(key);
-        const std::uint64_t hash = hash_of(lookup);
-        Shard& shard = shard_for(hash);
-        std::unique_lock lock = write_lock(shard);
-        Slot* slot = shard.table.find(hash, lookup, equal_fn());
-        if (slot == nullptr) return false;
-        detail::CallbackScope scope(&shard);
-        change_value(shard, *slot, [&](Slot& s) { Layout::modify(s, std::forward<F>(f)); });
-        return true;
+        return with_slot_exclusive(key, [&](Shard& shard, std::uint64_t, Slot& slot) {
+            detail::CallbackScope scope(&shard);
+            change_value(shard, slot, [&](Slot& s) { Layout::modify(s, std::forward<F>(f)); });
+            return true;
+        });
     }
 
     /// If the key is present calls f(V&) on its value, else inserts
@@ -227,7 +219,7 @@ public:
         const auto& lookup = lookup_key(key);
         const std::uint64_t hash = hash_of(lookup);
         Shard& shard = shard_for(hash);
-        std::unique_lock lock = write_lock(shard);
+        std::unique_lock lock = write_lock(shard, hash);
         detail::CallbackScope scope(&shard);
         bool inserted = false;
         Slot* slot = nullptr;
@@ -280,11 +272,7 @@ public:
 
     template <class Q>
     bool contains(const Q& key) const {
-        const auto& lookup = lookup_key(key);
-        const std::uint64_t hash = hash_of(lookup);
-        const Shard& shard = shard_for(hash);
-        std::shared_lock lock = read_lock(shard);
-        return shard.table.find(hash, lookup, equal_fn()) != nullptr;
+        return visit(key, [](value_ref) {});
     }
 
     /// Calls f(value_ref) on the key's value under the shared lock. Returns
@@ -294,7 +282,7 @@ public:
         const auto& lookup = lookup_key(key);
         const std::uint64_t hash = hash_of(lookup);
         const Shard& shard = shard_for(hash);
-        std::shared_lock lock = read_lock(shard);
+        std::shared_lock lock = read_lock(shard, hash);
         const Slot* slot = shard.table.find(hash, lookup, equal_fn());
         if (slot == nullptr) return false;
         detail::CallbackScope scope(&shard);
@@ -380,9 +368,11 @@ private:
     static constexpr std::size_t kMaxShards = std::size_t{1} << 16;
     static constexpr bool kTransparent = detail::is_transparent<Hasher>::value && detail::is_transparent<KeyEqual>::value;
 
+    // Three cache lines: the table's read-mostly line, its counters, and the
+    // lock with the lock-free element count.
     struct alignas(64) Shard {
-        mutable std::shared_mutex mutex;
         Table table;
+        alignas(64) mutable std::shared_mutex mutex;
         std::atomic<std::size_t> count{0};
     };
 
@@ -446,6 +436,30 @@ private:
     std::unique_lock<std::shared_mutex> write_lock(Shard& shard) const {
         detail::check_not_in_callback(&shard);
         return std::unique_lock<std::shared_mutex>(shard.mutex);
+    }
+
+    // For operations on one key: the bucket starts loading before the lock
+    // is taken.
+    std::shared_lock<std::shared_mutex> read_lock(const Shard& shard, std::uint64_t hash) const {
+        shard.table.prefetch(hash);
+        return read_lock(shard);
+    }
+
+    std::unique_lock<std::shared_mutex> write_lock(Shard& shard, std::uint64_t hash) const {
+        shard.table.prefetch(hash);
+        return write_lock(shard);
+    }
+
+    /// Finds `key` under its shard's exclusive lock and returns
+    /// on_found(shard, hash, slot), or false when the key is absent.
+    template <class Q, class OnFound>
+    bool with_slot_exclusive(const Q& key, OnFound&& on_found) {
+        const auto& lookup = lookup_key(key);
+        const std::uint64_t hash = hash_of(lookup);
+        Shard& shard = shard_for(hash);
+        std::unique_lock lock = write_lock(shard, hash);
+        Slot* slot = shard.table.find(hash, lookup, equal_fn());
+        return slot != nullptr && std::forward<OnFound>(on_found)(shard, hash, *slot);
     }
 
     template <class Q, class Construct>

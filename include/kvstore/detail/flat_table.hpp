@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -91,6 +92,19 @@ public:
     std::size_t capacity() const noexcept { return buckets_ == empty_bucket() ? 0 : bucket_count() * kSlotsPerBucket; }
     std::size_t bucket_bytes() const noexcept { return buckets_ == empty_bucket() ? 0 : bucket_count() * sizeof(Bucket); }
     std::size_t heap_bytes() const noexcept { return heap_bytes_; }
+
+    /// Starts loading the bucket `hash` maps to. Needs no lock, so a caller
+    /// issues it before taking the shard lock and the cache miss overlaps the
+    /// lock's own. While another thread grows the table the hint may be stale;
+    /// a prefetch of a stale address is harmless (it never faults).
+    void prefetch(std::uint64_t hash) const noexcept {
+#if defined(__GNUC__)
+        const Bucket* buckets = hint_buckets_.load(std::memory_order_relaxed);
+        __builtin_prefetch(buckets + (hash & hint_mask_.load(std::memory_order_relaxed)));
+#else
+        (void)hash;
+#endif
+    }
 
     /// Returns the slot holding a key equal to `key`, or nullptr.
     template <class Q, class KeyEqual>
@@ -189,6 +203,7 @@ public:
         size_ = 0;
         max_size_ = 0;
         heap_bytes_ = 0;
+        publish_hint();
     }
 
 private:
@@ -278,6 +293,12 @@ private:
         buckets_ = fresh;
         bucket_mask_ = fresh_mask;
         max_size_ = max_size_for(new_bucket_count);
+        publish_hint();
+    }
+
+    void publish_hint() noexcept {
+        hint_buckets_.store(buckets_, std::memory_order_relaxed);
+        hint_mask_.store(bucket_mask_, std::memory_order_relaxed);
     }
 
     void release() noexcept {
@@ -286,10 +307,15 @@ private:
         deallocate(buckets_);
     }
 
+    // The first cache line changes only when the table grows or is cleared,
+    // so every core keeps a shared copy; the counters that change on each
+    // insert and erase live on the next line.
     Bucket* buckets_ = empty_bucket();
     std::size_t bucket_mask_ = 0;
-    std::size_t size_ = 0;
     std::size_t max_size_ = 0;
+    std::atomic<const Bucket*> hint_buckets_{empty_bucket()};
+    std::atomic<std::size_t> hint_mask_{0};
+    alignas(64) std::size_t size_ = 0;
     std::size_t heap_bytes_ = 0;
 };
 

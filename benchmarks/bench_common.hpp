@@ -1,0 +1,73 @@
+// Pieces shared by kvstore's benchmark programs: the standard key format of
+// the performance guide, "user:%011llu" (16 bytes), written without snprintf,
+// and a small random generator.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace kvstore_bench {
+
+/// "user:" and eleven digits: 16 bytes, one more than libstdc++'s short
+/// string buffer, so std::string keys live on the heap as in real use.
+inline constexpr std::size_t kKeyPrefixSize = 5;
+inline constexpr std::size_t kKeyDigits = 11;
+inline constexpr std::size_t kKeySize = kKeyPrefixSize + kKeyDigits;
+/// Largest index the key format holds.
+inline constexpr std::uint64_t kMaxKeyIndex = 99'999'999'999ull;
+
+/// Formats "user:%011llu" into a reused std::string, two digits per step.
+/// REQUIRES: index <= kMaxKeyIndex.
+class KeyBuffer {
+public:
+    KeyBuffer() : key_("user:00000000000") {}
+
+    const std::string& format(std::uint64_t index) noexcept {
+        static constexpr char kPairs[] =
+            "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+            "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+            "8081828384858687888990919293949596979899";
+        char* end = key_.data() + kKeySize;
+        for (int pair = 0; pair < 5; ++pair) {
+            const auto two = static_cast<std::size_t>(index % 100);
+            index /= 100;
+            end -= 2;
+            end[0] = kPairs[2 * two];
+            end[1] = kPairs[2 * two + 1];
+        }
+        end[-1] = static_cast<char>('0' + index % 10);
+        return key_;
+    }
+
+    const std::string& str() const noexcept { return key_; }
+
+private:
+    std::string key_;
+};
+
+/// SplitMix64: small, fast, good enough to pick keys.
+class SplitMix64 {
+public:
+    explicit SplitMix64(std::uint64_t seed) noexcept : state_(seed) {}
+
+    std::uint64_t next() noexcept {
+        std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    }
+
+    /// Uniform in [0, bound) for bound < 2^32 (multiply-shift, no division).
+    std::uint32_t below(std::uint32_t bound) noexcept {
+        return static_cast<std::uint32_t>(((next() >> 32) * bound) >> 32);
+    }
+
+    /// Uniform in [0, 1).
+    double unit() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+
+private:
+    std::uint64_t state_;
+};
+
+}  // namespace kvstore_bench
