@@ -235,15 +235,13 @@ struct Workload {
 };
 
 constexpr Workload kWorkloads[] = {
-    {"ro", Distribution::kUniform, 0},
-    {"95/5", Distribution::kUniform, 50},
-    {"50/50", Distribution::kUniform, 500},
-    {"zipf 95/5", Distribution::kZipfian, 50},
+    {"ro", Distribution::kUniform, 0},           {"95/5", Distribution::kUniform, 50},
+    {"50/50", Distribution::kUniform, 500},      {"zipf 95/5", Distribution::kZipfian, 50},
     {"zipf 50/50", Distribution::kZipfian, 500},
 };
 constexpr std::size_t kWorkloadCount = sizeof kWorkloads / sizeof kWorkloads[0];
 
-constexpr std::size_t kIndexCount = std::size_t{1} << 22;  // key indices per thread
+constexpr std::size_t kIndexCount = std::size_t{1} << 22;    // key indices per thread
 constexpr std::size_t kPatternCount = std::size_t{1} << 16;  // operation types per thread
 constexpr unsigned kOpsBetweenStopChecks = 256;
 /// A run with at most one thread per core that was preempted more often than
@@ -257,7 +255,9 @@ constexpr double kPreemptionLimit = 100.0;
 class ZipfianGenerator {
 public:
     ZipfianGenerator(std::uint64_t items, double theta)
-        : items_(items), alpha_(1.0 / (1.0 - theta)), zetan_(zeta(items, theta)),
+        : items_(items),
+          alpha_(1.0 / (1.0 - theta)),
+          zetan_(zeta(items, theta)),
           eta_((1.0 - std::pow(2.0 / static_cast<double>(items), 1.0 - theta)) / (1.0 - zeta(2, theta) / zetan_)),
           half_pow_theta_(1.0 + std::pow(0.5, theta)) {}
 
@@ -472,8 +472,8 @@ CellResult run_cell(Peer& peer, const Config& config, const Inputs& inputs, std:
     pool.reserve(threads);
     for (unsigned t = 0; t < threads; ++t) {
         pool.emplace_back(worker<Peer>, std::ref(peer), inputs.indices(kWorkloads[workload].distribution, t),
-                          inputs.patterns[workload][t].data(), config.value_size,
-                          (std::uint64_t{t} + 1) << 48, std::cref(go), std::cref(stop), std::ref(results[t]));
+                          inputs.patterns[workload][t].data(), config.value_size, (std::uint64_t{t} + 1) << 48,
+                          std::cref(go), std::cref(stop), std::ref(results[t]));
     }
     // Workers wait for `go`; let them all reach that point first.
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -524,9 +524,9 @@ template <class Peer>
         send_line(fd, "mem %llu %llu %llu\n", static_cast<unsigned long long>(rss_before),
                   static_cast<unsigned long long>(rss_after), static_cast<unsigned long long>(rss_peak));
         send_line(fd, "load %.6f\n", load_mops);
-        std::fprintf(stderr, "  %-13s load %.2f M ops/s, %.0f bytes/entry\n", id, load_mops,
-                     static_cast<double>(rss_after - std::min(rss_after, rss_before)) /
-                         static_cast<double>(config.keys));
+        std::fprintf(
+            stderr, "  %-13s load %.2f M ops/s, %.0f bytes/entry\n", id, load_mops,
+            static_cast<double>(rss_after - std::min(rss_after, rss_before)) / static_cast<double>(config.keys));
     }
 
     for (std::size_t w = 0; w < kWorkloadCount; ++w) {
@@ -545,8 +545,9 @@ template <class Peer>
         }
     }
     if (peer->size() != config.keys)
-        child_fail(fd, id, "holds " + std::to_string(peer->size()) + " keys after the workloads, not " +
-                               std::to_string(config.keys));
+        child_fail(
+            fd, id,
+            "holds " + std::to_string(peer->size()) + " keys after the workloads, not " + std::to_string(config.keys));
     // Skip destructors: freeing millions of entries measures nothing.
     ::_exit(0);
 }
@@ -562,7 +563,7 @@ struct PeerEntry {
     const char* label;    // table row
     const char* package;  // Debian package providing it
     bool single_thread_only;
-    ChildMain child;      // nullptr: not compiled in
+    ChildMain child;  // nullptr: not compiled in
 };
 
 template <class Peer>
@@ -759,8 +760,7 @@ std::string render_tables(const Config& config, const std::vector<const PeerEntr
                   "### Concurrent maps, %llu keys preloaded, total M ops/s (median of %u round%s of %.3g s; "
                   "%u hardware threads; %s; %s)\n\n",
                   static_cast<unsigned long long>(config.keys), config.rounds, config.rounds == 1 ? "" : "s",
-                  config.seconds,
-                  std::thread::hardware_concurrency(), "g++ " __VERSION__, date);
+                  config.seconds, std::thread::hardware_concurrency(), "g++ " __VERSION__, date);
     out += line;
     std::snprintf(line, sizeof line,
                   "Keys: %zu bytes (\"user:%%011llu\"), values: %zu bytes, raw %zu bytes/entry. Each peer runs in "
@@ -843,15 +843,18 @@ std::string render_tables(const Config& config, const std::vector<const PeerEntr
         out += "| " + figure + " | " + threads + " | " + format_number(mine, decimals) + " | " + best_text + " | " +
                ratio + " | " + versus_ceiling + " |\n";
     };
-    ratio_row("bytes/entry (lower is better)", "–", [](const PeerFigures& f) { return f.bytes_per_entry; }, true,
-              true, 0);
-    ratio_row("peak bytes/entry (lower is better)", "–", [](const PeerFigures& f) { return f.peak_bytes_per_entry; },
-              true, true, 0);
-    ratio_row("load M ops/s", "1", [](const PeerFigures& f) { return f.load_mops; }, false, true, 2);
+    ratio_row(
+        "bytes/entry (lower is better)", "–", [](const PeerFigures& f) { return f.bytes_per_entry; }, true, true, 0);
+    ratio_row(
+        "peak bytes/entry (lower is better)", "–", [](const PeerFigures& f) { return f.peak_bytes_per_entry; }, true,
+        true, 0);
+    ratio_row(
+        "load M ops/s", "1", [](const PeerFigures& f) { return f.load_mops; }, false, true, 2);
     for (std::size_t w = 0; w < kWorkloadCount; ++w) {
         for (std::size_t t = 0; t < thread_counts; ++t) {
-            ratio_row(std::string(kWorkloads[w].name) + " M ops/s", std::to_string(config.threads[t]),
-                      [&](const PeerFigures& f) { return f.mops[w][t]; }, false, config.threads[t] == 1, 2);
+            ratio_row(
+                std::string(kWorkloads[w].name) + " M ops/s", std::to_string(config.threads[t]),
+                [&](const PeerFigures& f) { return f.mops[w][t]; }, false, config.threads[t] == 1, 2);
         }
     }
     return out;

@@ -12,6 +12,10 @@ if(PkgConfig_FOUND)
 endif()
 
 find_path(xxHash_INCLUDE_DIR xxhash.h HINTS ${PC_xxHash_INCLUDE_DIRS})
+if(xxHash_INCLUDE_DIR AND NOT EXISTS "${xxHash_INCLUDE_DIR}/xxhash.h")
+  message(WARNING "xxHash_INCLUDE_DIR is ${xxHash_INCLUDE_DIR}, which holds no xxhash.h")
+  set(xxHash_INCLUDE_DIR "xxHash_INCLUDE_DIR-NOTFOUND" CACHE PATH "Directory holding xxhash.h" FORCE)
+endif()
 
 if(xxHash_INCLUDE_DIR AND EXISTS "${xxHash_INCLUDE_DIR}/xxhash.h")
   file(STRINGS "${xxHash_INCLUDE_DIR}/xxhash.h" _xxhash_version_lines

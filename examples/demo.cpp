@@ -19,11 +19,11 @@ int main() {
         workers.emplace_back([&, t] {
             for (int i = 0; i < kUsersPerThread; ++i) {
                 const std::string key = "user:" + std::to_string(t * kUsersPerThread + i);
-                users.insert_or_assign(key, "{\"name\":\"user " + std::to_string(i) + "\",\"thread\":" +
-                                                std::to_string(t) + "}");
+                users.insert_or_assign(
+                    key, "{\"name\":\"user " + std::to_string(i) + "\",\"thread\":" + std::to_string(t) + "}");
                 // Both threads count views of the same ten pages.
-                page_views.upsert("/page/" + std::to_string(i % 10), [](long& views) { ++views; },
-                                  [] { return 1L; });
+                page_views.upsert(
+                    "/page/" + std::to_string(i % 10), [](long& views) { ++views; }, [] { return 1L; });
             }
         });
     }
@@ -40,7 +40,8 @@ int main() {
     });
     std::printf("views counted:     %ld (expected %d)\n", total_views, kThreads * kUsersPerThread);
 
-    users.erase_if("user:42", [](std::string_view value) { return value.find("\"thread\":0") != std::string_view::npos; });
+    users.erase_if("user:42",
+                   [](std::string_view value) { return value.find("\"thread\":0") != std::string_view::npos; });
     std::printf("user:42 present:   %s\n", users.contains("user:42") ? "yes" : "no");
 
     const kvstore::ShardStats stats = users.stats();

@@ -151,10 +151,9 @@ public:
         const std::uint64_t hash = hash_of(lookup);
         Shard& shard = shard_for(hash);
         std::unique_lock lock = write_lock(shard, hash);
-        return insert_in(shard, hash, lookup,
-                         [&](void* where) {
-                             Layout::construct(where, std::forward<Q>(key), std::forward<Args>(args)...);
-                         })
+        return insert_in(
+                   shard, hash, lookup,
+                   [&](void* where) { Layout::construct(where, std::forward<Q>(key), std::forward<Args>(args)...); })
             .second;
     }
 
@@ -366,7 +365,8 @@ public:
 
 private:
     static constexpr std::size_t kMaxShards = std::size_t{1} << 16;
-    static constexpr bool kTransparent = detail::is_transparent<Hasher>::value && detail::is_transparent<KeyEqual>::value;
+    static constexpr bool kTransparent =
+        detail::is_transparent<Hasher>::value && detail::is_transparent<KeyEqual>::value;
 
     // Three cache lines: the table's read-mostly line, its counters, and the
     // lock with the lock-free element count.

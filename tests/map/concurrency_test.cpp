@@ -40,7 +40,9 @@ private:
     std::string first_;
 };
 
-#define EXPECT_IN_THREAD(condition) checks.expect(static_cast<bool>(condition), #condition, __LINE__)  // more threads than cores, to force preemption inside critical sections
+#define EXPECT_IN_THREAD(condition)                         \
+    checks.expect(static_cast<bool>(condition), #condition, \
+                  __LINE__)  // more threads than cores, to force preemption inside critical sections
 
 std::string key_of(std::uint64_t i) { return "user:" + std::to_string(i); }
 

@@ -237,7 +237,8 @@ TEST_CASE("ThrowingCallbackOnPackedValueChangesNothing", "[map][exceptions]") {
                                }),
                     InjectedFault);
     CHECK(map.get("k") == "original");
-    CHECK_THROWS_AS(map.upsert("n", [](std::string&) {}, []() -> std::string { throw InjectedFault(); }),
+    CHECK_THROWS_AS(map.upsert(
+                        "n", [](std::string&) {}, []() -> std::string { throw InjectedFault(); }),
                     InjectedFault);
     CHECK_FALSE(map.contains("n"));
     CHECK_THROWS_AS(map.for_each([](std::string_view, std::string_view) { throw InjectedFault(); }), InjectedFault);

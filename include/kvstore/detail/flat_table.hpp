@@ -90,7 +90,9 @@ public:
 
     std::size_t size() const noexcept { return size_; }
     std::size_t capacity() const noexcept { return buckets_ == empty_bucket() ? 0 : bucket_count() * kSlotsPerBucket; }
-    std::size_t bucket_bytes() const noexcept { return buckets_ == empty_bucket() ? 0 : bucket_count() * sizeof(Bucket); }
+    std::size_t bucket_bytes() const noexcept {
+        return buckets_ == empty_bucket() ? 0 : bucket_count() * sizeof(Bucket);
+    }
     std::size_t heap_bytes() const noexcept { return heap_bytes_; }
 
     /// Starts loading the bucket `hash` maps to. Needs no lock, so a caller
@@ -131,8 +133,8 @@ public:
     /// inserted. If hashing during growth, allocation or `construct` throws,
     /// the entries are unchanged (the table may have grown).
     template <class Q, class KeyEqual, class SlotHash, class Construct>
-    std::pair<Slot*, bool> insert(std::uint64_t hash, const Q& key, const KeyEqual& equal,
-                                  const SlotHash& slot_hash, Construct&& construct) {
+    std::pair<Slot*, bool> insert(std::uint64_t hash, const Q& key, const KeyEqual& equal, const SlotHash& slot_hash,
+                                  Construct&& construct) {
         if (Slot* existing = find(hash, key, equal)) return {existing, false};
         if (size_ + 1 > max_size_) rehash(bucket_count_for(size_ + 1), slot_hash);
 
@@ -163,7 +165,8 @@ public:
                                                             reinterpret_cast<unsigned char*>(buckets_));
         const std::size_t index = offset / sizeof(Bucket);
         Bucket& bucket = buckets_[index];
-        const unsigned lane = static_cast<unsigned>((offset % sizeof(Bucket) - offsetof(Bucket, storage)) / sizeof(Slot));
+        const unsigned lane =
+            static_cast<unsigned>((offset % sizeof(Bucket) - offsetof(Bucket, storage)) / sizeof(Slot));
 
         heap_bytes_ -= Layout::heap_bytes(slot);
         Layout::destroy(slot);
