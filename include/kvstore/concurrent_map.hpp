@@ -136,6 +136,7 @@ public:
                                         " is not a power of two between 1 and " + std::to_string(kMaxShards));
         while ((std::size_t{1} << shard_bits_) < shards) ++shard_bits_;
         shards_ = std::make_unique<Shard[]>(shards);
+        for (std::size_t i = 0; i < shards; ++i) shards_[i].table.memory().use_pool(record_pool_);
         reserve(options.initial_capacity);
     }
 
@@ -151,10 +152,10 @@ public:
         const std::uint64_t hash = hash_of(lookup);
         Shard& shard = shard_for(hash);
         std::unique_lock lock = write_lock(shard, hash);
-        return insert_in(
-                   shard, hash, lookup,
-                   [&](void* where) { Layout::construct(where, std::forward<Q>(key), std::forward<Args>(args)...); })
-            .second;
+        const auto construct = [&](void* where) {
+            Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<Args>(args)...);
+        };
+        return insert_in(shard, hash, lookup, construct).second;
     }
 
     /// Inserts key -> value if the key is absent. Returns true iff inserted.
@@ -174,9 +175,9 @@ public:
         bool inserted = false;
         Slot* slot = nullptr;
         std::tie(slot, inserted) = insert_in(shard, hash, lookup, [&](void* where) {
-            Layout::construct(where, std::forward<Q>(key), std::forward<M>(value));
+            Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<M>(value));
         });
-        if (!inserted) change_value(shard, *slot, [&](Slot& s) { Layout::assign(s, std::forward<M>(value)); });
+        if (!inserted) Layout::assign(shard.table.memory(), *slot, std::forward<M>(value));
         return inserted;
     }
 
@@ -206,7 +207,7 @@ public:
     bool update(const Q& key, F&& f) {
         return with_slot_exclusive(key, [&](Shard& shard, std::uint64_t, Slot& slot) {
             detail::CallbackScope scope(&shard);
-            change_value(shard, slot, [&](Slot& s) { Layout::modify(s, std::forward<F>(f)); });
+            Layout::modify(shard.table.memory(), slot, std::forward<F>(f));
             return true;
         });
     }
@@ -223,9 +224,9 @@ public:
         bool inserted = false;
         Slot* slot = nullptr;
         std::tie(slot, inserted) = insert_in(shard, hash, lookup, [&](void* where) {
-            Layout::construct(where, std::forward<Q>(key), std::forward<Make>(make)());
+            Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<Make>(make)());
         });
-        if (!inserted) change_value(shard, *slot, [&](Slot& s) { Layout::modify(s, std::forward<F>(f)); });
+        if (!inserted) Layout::modify(shard.table.memory(), *slot, std::forward<F>(f));
         return inserted;
     }
 
@@ -312,10 +313,8 @@ public:
             std::unique_lock lock = write_lock(shard);
             detail::CallbackScope scope(&shard);
             shard.table.for_each([&](Slot& slot) {
-                change_value(shard, slot, [&](Slot& s) {
-                    const auto key = Layout::key(s);
-                    Layout::modify(s, [&](V& value) { f(key, value); });
-                });
+                const auto& key = Layout::key(slot);
+                Layout::modify(shard.table.memory(), slot, [&](V& value) { f(key, value); });
             });
         }
     }
@@ -469,14 +468,6 @@ private:
         return result;
     }
 
-    /// Runs `change` on a slot, keeping the shard's heap-byte count right.
-    template <class Change>
-    static void change_value(Shard& shard, Slot& slot, Change&& change) {
-        const std::size_t before = Layout::heap_bytes(slot);
-        std::forward<Change>(change)(slot);
-        shard.table.adjust_heap_bytes(before, Layout::heap_bytes(slot));
-    }
-
     static void copy_into(V& out, value_ref value) {
         if constexpr (std::is_same_v<value_ref, std::string_view>) {
             out.assign(value.data(), value.size());
@@ -488,6 +479,8 @@ private:
     Hasher hash_;
     KeyEqual equal_;
     unsigned shard_bits_ = 0;
+    // Declared before the shards, so that it outlives their records.
+    typename Layout::Pool record_pool_;
     std::unique_ptr<Shard[]> shards_;
 };
 

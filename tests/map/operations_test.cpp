@@ -407,3 +407,59 @@ TEST_CASE("LookupsOfMissingKeysEndWhenEveryBucketHasOverflowed", "[map]") {
     CHECK_FALSE(map.contains(std::uint64_t{1001}));
     CHECK(map.size() == 21);
 }
+
+TEST_CASE("ErasedRecordsAreReusedNotAccumulated", "[map][memory]") {
+    StringMap map({1, 0});
+    constexpr int kKeys = 20000;
+    // Keys of one length, so that every record has the same size.
+    const auto fixed_key = [](int i) { return key_of(100000000 + i); };
+    for (int i = 0; i < kKeys; ++i) map.insert(fixed_key(i), std::string(100, 'v'));
+    const std::size_t filled = map.stats().memory_bytes;
+    for (int round = 1; round <= 5; ++round) {
+        for (int i = 0; i < kKeys; ++i) REQUIRE(map.erase(fixed_key(i + kKeys * (round - 1))));
+        for (int i = 0; i < kKeys; ++i) REQUIRE(map.insert(fixed_key(i + kKeys * round), std::string(100, 'w')));
+    }
+    CHECK(map.size() == kKeys);
+    CHECK(map.stats().memory_bytes == filled);
+}
+
+TEST_CASE("ClearAndRefillReusesRecordMemory", "[map][memory]") {
+    StringMap map({4, 0});
+    std::size_t first_fill = 0;
+    for (int round = 0; round < 10; ++round) {
+        for (int i = 0; i < 10000; ++i) map.insert(key_of(i), std::string(60, static_cast<char>('a' + round)));
+        for (int i = 0; i < 10000; i += 997)
+            REQUIRE(map.get(key_of(i)) == std::string(60, static_cast<char>('a' + round)));
+        if (round == 0) first_fill = map.stats().memory_bytes;
+        CHECK(map.stats().memory_bytes == first_fill);
+        map.clear();
+    }
+}
+
+TEST_CASE("MixedRecordSizesChurnMatchesTheModel", "[map][memory]") {
+    StringMap map({2, 0});
+    std::map<std::string, std::string> model;
+    std::mt19937_64 random(11);
+    for (int step = 0; step < 60000; ++step) {
+        const std::string key = key_of(random() % 3000);
+        switch (random() % 4) {
+        case 0:
+            CHECK(map.erase(key) == (model.erase(key) == 1));
+            break;
+        case 1: {
+            const std::string suffix = std::to_string(step);
+            CHECK(map.update(key, [&](std::string& v) { v = suffix + std::string(random() % 64, 'u'); }) ==
+                  (model.count(key) == 1));
+            if (model.count(key)) model[key] = *map.get(key);
+            break;
+        }
+        default: {
+            // Sizes on both sides of the arena's largest pooled record.
+            const std::size_t size = random() % 8 == 0 ? 1000 + random() % 2000 : random() % 300;
+            const std::string value(size, static_cast<char>('a' + step % 26));
+            CHECK(map.insert_or_assign(key, value) == model.insert_or_assign(key, value).second);
+        }
+        }
+    }
+    CHECK(contents_of(map) == model);
+}

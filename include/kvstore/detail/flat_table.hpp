@@ -93,7 +93,10 @@ public:
     std::size_t bucket_bytes() const noexcept {
         return buckets_ == empty_bucket() ? 0 : bucket_count() * sizeof(Bucket);
     }
-    std::size_t heap_bytes() const noexcept { return heap_bytes_; }
+    /// Bytes held for entries outside the table (packed records).
+    std::size_t heap_bytes() const noexcept { return memory_.reserved_bytes(); }
+
+    typename Layout::Memory& memory() noexcept { return memory_; }
 
     /// Starts loading the bucket `hash` maps to. Needs no lock, so a caller
     /// issues it before taking the shard lock and the cache miss overlaps the
@@ -155,7 +158,6 @@ public:
         }
         target.tags[lane] = tag_of(hash);
         ++size_;
-        heap_bytes_ += Layout::heap_bytes(target.slot(lane));
         return {&target.slot(lane), true};
     }
 
@@ -168,8 +170,7 @@ public:
         const unsigned lane =
             static_cast<unsigned>((offset % sizeof(Bucket) - offsetof(Bucket, storage)) / sizeof(Slot));
 
-        heap_bytes_ -= Layout::heap_bytes(slot);
-        Layout::destroy(slot);
+        Layout::destroy(memory_, slot);
         bucket.tags[lane] = 0;
         --size_;
         for (std::size_t passed = hash & bucket_mask_; passed != index; passed = (passed + 1) & bucket_mask_) {
@@ -179,9 +180,6 @@ public:
             if (overflow != kOverflowSaturated) --overflow;
         }
     }
-
-    /// Records a change of the heap bytes an entry owns (after an assignment).
-    void adjust_heap_bytes(std::size_t before, std::size_t after) noexcept { heap_bytes_ += after - before; }
 
     template <class F>
     void for_each(F&& f) {
@@ -201,11 +199,11 @@ public:
     /// Destroys every entry and returns the memory.
     void clear() noexcept {
         release();
+        memory_.rewind();
         buckets_ = empty_bucket();
         bucket_mask_ = 0;
         size_ = 0;
         max_size_ = 0;
-        heap_bytes_ = 0;
         publish_hint();
     }
 
@@ -306,7 +304,7 @@ private:
 
     void release() noexcept {
         if (buckets_ == empty_bucket()) return;
-        for_each([](Slot& slot) { Layout::destroy(slot); });
+        for_each([this](Slot& slot) { Layout::destroy(memory_, slot); });
         deallocate(buckets_);
     }
 
@@ -319,7 +317,7 @@ private:
     std::atomic<const Bucket*> hint_buckets_{empty_bucket()};
     std::atomic<std::size_t> hint_mask_{0};
     alignas(64) std::size_t size_ = 0;
-    std::size_t heap_bytes_ = 0;
+    typename Layout::Memory memory_;
 };
 
 }  // namespace kvstore::detail

@@ -7,6 +7,8 @@
 // heap blocks. Key comparison and value copy then touch one allocation.
 #pragma once
 
+#include <kvstore/detail/record_arena.hpp>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -47,16 +49,16 @@ inline const unsigned char* get_varint(const unsigned char* in, std::size_t& val
 class PackedRecord {
 public:
     /// Allocates a record; throws std::bad_alloc and leaves nothing behind.
-    static PackedRecord* create(std::string_view key, std::string_view value) {
+    static PackedRecord* create(RecordArena& arena, std::string_view key, std::string_view value) {
         const std::size_t bytes = encoded_size(key.size(), value.size());
-        auto* block = static_cast<unsigned char*>(::operator new(bytes));
+        auto* block = static_cast<unsigned char*>(arena.allocate(bytes));
         unsigned char* out = put_varint(put_varint(block, key.size()), value.size());
         std::memcpy(out, key.data(), key.size());
         std::memcpy(out + key.size(), value.data(), value.size());
         return reinterpret_cast<PackedRecord*>(block);
     }
 
-    static void destroy(PackedRecord* record) noexcept { ::operator delete(record); }
+    static void destroy(RecordArena& arena, PackedRecord* record) noexcept { arena.deallocate(record, record->size()); }
 
     static std::size_t encoded_size(std::size_t key_size, std::size_t value_size) noexcept {
         return varint_size(key_size) + varint_size(value_size) + key_size + value_size;

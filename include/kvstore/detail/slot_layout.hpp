@@ -20,6 +20,14 @@
 
 namespace kvstore::detail {
 
+/// The record memory of a layout that needs none.
+struct NoPool {};
+struct NoArena {
+    void use_pool(NoPool&) noexcept {}
+    void rewind() noexcept {}
+    std::size_t reserved_bytes() const noexcept { return 0; }
+};
+
 template <class K, class V>
 struct InlineLayout {
     static_assert(std::is_nothrow_move_constructible_v<K> && std::is_nothrow_move_constructible_v<V>,
@@ -34,30 +42,31 @@ struct InlineLayout {
     };
     using key_ref = const K&;
     using value_ref = const V&;
+    using Pool = NoPool;
+    using Memory = NoArena;
 
     static const K& key(const Slot& slot) noexcept { return slot.key; }
     static const V& value(const Slot& slot) noexcept { return slot.value; }
 
     template <class Q, class... Args>
-    static void construct(void* where, Q&& key, Args&&... args) {
+    static void construct(Memory&, void* where, Q&& key, Args&&... args) {
         ::new (where) Slot(std::forward<Q>(key), std::forward<Args>(args)...);
     }
-    static void destroy(Slot& slot) noexcept { slot.~Slot(); }
+    static void destroy(Memory&, Slot& slot) noexcept { slot.~Slot(); }
     static void relocate(void* where, Slot& from) noexcept {
         ::new (where) Slot(std::move(from));
         from.~Slot();
     }
 
     template <class M>
-    static void assign(Slot& slot, M&& value) {
+    static void assign(Memory&, Slot& slot, M&& value) {
         slot.value = std::forward<M>(value);
     }
     /// If `f` throws, the value is left as `f` left it (basic guarantee).
     template <class F>
-    static decltype(auto) modify(Slot& slot, F&& f) {
+    static decltype(auto) modify(Memory&, Slot& slot, F&& f) {
         return std::forward<F>(f)(slot.value);
     }
-    static std::size_t heap_bytes(const Slot&) noexcept { return 0; }
     static void prefetch(const Slot&) noexcept {}
 };
 
@@ -65,45 +74,46 @@ struct PackedStringLayout {
     using Slot = PackedRecord*;
     using key_ref = std::string_view;
     using value_ref = std::string_view;
+    using Pool = ChunkPool;
+    using Memory = RecordArena;
 
     static std::string_view key(const Slot& slot) noexcept { return slot->key(); }
     static std::string_view value(const Slot& slot) noexcept { return slot->value(); }
 
     template <class Q, class... Args>
-    static void construct(void* where, const Q& key, Args&&... args) {
+    static void construct(Memory& memory, void* where, const Q& key, Args&&... args) {
         if constexpr (sizeof...(Args) == 1 && (std::is_convertible_v<const Args&, std::string_view> && ...)) {
-            ::new (where) Slot(PackedRecord::create(std::string_view(key), std::string_view(args)...));
+            ::new (where) Slot(PackedRecord::create(memory, std::string_view(key), std::string_view(args)...));
         } else {
             const std::string value(std::forward<Args>(args)...);
-            ::new (where) Slot(PackedRecord::create(std::string_view(key), value));
+            ::new (where) Slot(PackedRecord::create(memory, std::string_view(key), value));
         }
     }
-    static void destroy(Slot& slot) noexcept { PackedRecord::destroy(slot); }
+    static void destroy(Memory& memory, Slot& slot) noexcept { PackedRecord::destroy(memory, slot); }
     static void relocate(void* where, Slot& from) noexcept { ::new (where) Slot(from); }
 
     /// Strong guarantee: a new record is built before the old one is freed.
     template <class M>
-    static void assign(Slot& slot, const M& value) {
+    static void assign(Memory& memory, Slot& slot, const M& value) {
         const std::string_view bytes(value);
         if (slot->assign_same_size(bytes)) return;
-        PackedRecord* replacement = PackedRecord::create(slot->key(), bytes);
-        PackedRecord::destroy(slot);
+        PackedRecord* replacement = PackedRecord::create(memory, slot->key(), bytes);
+        PackedRecord::destroy(memory, slot);
         slot = replacement;
     }
     /// `f` works on a copy; if it throws, the stored value is unchanged.
     template <class F>
-    static decltype(auto) modify(Slot& slot, F&& f) {
+    static decltype(auto) modify(Memory& memory, Slot& slot, F&& f) {
         std::string value(slot->value());
         if constexpr (std::is_void_v<std::invoke_result_t<F, std::string&>>) {
             std::forward<F>(f)(value);
-            assign(slot, value);
+            assign(memory, slot, value);
         } else {
             auto result = std::forward<F>(f)(value);
-            assign(slot, value);
+            assign(memory, slot, value);
             return result;
         }
     }
-    static std::size_t heap_bytes(const Slot& slot) noexcept { return slot->size(); }
     static void prefetch(const Slot& slot) noexcept { slot->prefetch_tail(); }
 };
 
