@@ -17,7 +17,8 @@
 // on re-entry into the same shard instead of deadlocking.
 //
 // std::string -> std::string maps store each entry as one packed record
-// (key and value bytes in one heap block) behind a pointer; their callbacks
+// (key and value bytes in one block of the shard's record arena, see
+// detail/record_arena.hpp) behind a pointer; their callbacks
 // receive std::string_view for keys and read-only values, and a mutating
 // callback receives a std::string that is stored back when it returns. Every
 // other key and value type lives inline in the table's slots and callbacks
@@ -35,6 +36,7 @@
 
 #include <kvstore/detail/flat_table.hpp>
 #include <kvstore/detail/reentry_check.hpp>
+#include <kvstore/detail/shard_lock.hpp>
 #include <kvstore/detail/slot_layout.hpp>
 #include <kvstore/hash.hpp>
 
@@ -71,7 +73,7 @@ struct ShardStats {
     std::size_t size = 0;          ///< entries
     std::size_t capacity = 0;      ///< slots allocated
     double load_factor = 0.0;      ///< size / capacity (0 when nothing is allocated)
-    std::size_t memory_bytes = 0;  ///< table plus the heap blocks entries own, before allocator overhead
+    std::size_t memory_bytes = 0;  ///< table, record arena and large records held by the shard
 };
 
 /// Shards for a machine: 16 per hardware thread, at least 64, at most 4096.
@@ -231,6 +233,8 @@ public:
     }
 
     /// Removes every entry and frees the shards' tables, one shard at a time.
+    /// Packed records' memory stays with each shard for reuse; it returns to
+    /// the system when the map is destroyed.
     void clear() {
         for (std::size_t i = 0; i < shard_count(); ++i) {
             Shard& shard = shards_[i];
@@ -429,12 +433,12 @@ private:
 
     std::shared_lock<std::shared_mutex> read_lock(const Shard& shard) const {
         detail::check_not_in_callback(&shard);
-        return std::shared_lock<std::shared_mutex>(shard.mutex);
+        return detail::lock_shared_spinning(shard.mutex);
     }
 
     std::unique_lock<std::shared_mutex> write_lock(Shard& shard) const {
         detail::check_not_in_callback(&shard);
-        return std::unique_lock<std::shared_mutex>(shard.mutex);
+        return detail::lock_spinning(shard.mutex);
     }
 
     // For operations on one key: the bucket starts loading before the lock

@@ -1,10 +1,11 @@
-// One heap block holding a string key and a string value back to back:
+// One block holding a string key and a string value back to back:
 //
 //   [varint key length][varint value length][key bytes][value bytes]
 //
-// A 16-byte key and a 100-byte value take 118 bytes, one 128-byte malloc
-// chunk, where two std::string objects would take a 64-byte slot plus two
-// heap blocks. Key comparison and value copy then touch one allocation.
+// A 16-byte key and a 100-byte value take 118 bytes, a 120-byte block of the
+// shard's record arena, where two std::string objects would take a 64-byte
+// slot plus two heap blocks. Key comparison and value copy then touch one
+// block.
 #pragma once
 
 #include <kvstore/detail/record_arena.hpp>
