@@ -346,7 +346,7 @@ public:
         stats.size = shard.table.size();
         stats.capacity = shard.table.capacity();
         stats.load_factor = load_factor(stats.size, stats.capacity);
-        stats.memory_bytes = sizeof(Shard) + shard.table.bucket_bytes() + shard.table.heap_bytes();
+        stats.memory_bytes = sizeof(Shard) + shard.table.bucket_bytes() + shard.table.record_bytes();
         return stats;
     }
 

@@ -94,7 +94,7 @@ public:
         return buckets_ == empty_bucket() ? 0 : bucket_count() * sizeof(Bucket);
     }
     /// Bytes held for entries outside the table (packed records).
-    std::size_t heap_bytes() const noexcept { return memory_.reserved_bytes(); }
+    std::size_t record_bytes() const noexcept { return memory_.reserved_bytes(); }
 
     typename Layout::Memory& memory() noexcept { return memory_; }
 
@@ -142,20 +142,12 @@ public:
         if (size_ + 1 > max_size_) rehash(bucket_count_for(size_ + 1), slot_hash);
 
         const std::size_t home = hash & bucket_mask_;
-        std::size_t index = home;
-        LaneMask free_lanes = match_lanes(buckets_[index].tags, 0);
-        while (!free_lanes.any()) {
-            index = (index + 1) & bucket_mask_;
-            free_lanes = match_lanes(buckets_[index].tags, 0);
-        }
+        const std::size_t index = first_bucket_with_room(buckets_, bucket_mask_, home);
         Bucket& target = buckets_[index];
-        const unsigned lane = free_lanes.lowest();
+        const unsigned lane = match_lanes(target.tags, 0).lowest();
         std::forward<Construct>(construct)(static_cast<void*>(target.storage[lane]));
 
-        for (std::size_t passed = home; passed != index; passed = (passed + 1) & bucket_mask_) {
-            std::uint8_t& overflow = buckets_[passed].overflow;
-            if (overflow != kOverflowSaturated) ++overflow;
-        }
+        count_overflow(buckets_, bucket_mask_, home, index);
         target.tags[lane] = tag_of(hash);
         ++size_;
         return {&target.slot(lane), true};
@@ -220,6 +212,23 @@ private:
         return static_cast<std::uint8_t>(0x80 | ((hash >> 32) & 0x7F));
     }
 
+    /// The first bucket from `home` on with an empty lane. REQUIRES: the
+    /// load factor is below one, so there is one.
+    static std::size_t first_bucket_with_room(const Bucket* buckets, std::size_t mask, std::size_t home) noexcept {
+        std::size_t index = home;
+        while (!match_lanes(buckets[index].tags, 0).any()) index = (index + 1) & mask;
+        return index;
+    }
+
+    /// Records that an entry whose home is `home` lives in bucket `index`:
+    /// every bucket passed on the way counts one more overflowing entry.
+    static void count_overflow(Bucket* buckets, std::size_t mask, std::size_t home, std::size_t index) noexcept {
+        for (std::size_t passed = home; passed != index; passed = (passed + 1) & mask) {
+            std::uint8_t& overflow = buckets[passed].overflow;
+            if (overflow != kOverflowSaturated) ++overflow;
+        }
+    }
+
     template <class BucketPointer, class F>
     void visit_occupied(BucketPointer buckets, F& f) const {
         if (buckets_ == empty_bucket()) return;
@@ -278,15 +287,9 @@ private:
         for_each([&](Slot& slot) {
             const std::uint64_t hash = hashes[counted++];
             const std::size_t home = hash & fresh_mask;
-            std::size_t index = home;
-            LaneMask free_lanes = match_lanes(fresh[index].tags, 0);
-            while (!free_lanes.any()) {
-                std::uint8_t& overflow = fresh[index].overflow;
-                if (overflow != kOverflowSaturated) ++overflow;
-                index = (index + 1) & fresh_mask;
-                free_lanes = match_lanes(fresh[index].tags, 0);
-            }
-            const unsigned lane = free_lanes.lowest();
+            const std::size_t index = first_bucket_with_room(fresh, fresh_mask, home);
+            count_overflow(fresh, fresh_mask, home, index);
+            const unsigned lane = match_lanes(fresh[index].tags, 0).lowest();
             Layout::relocate(fresh[index].storage[lane], slot);
             fresh[index].tags[lane] = tag_of(hash);
         });
