@@ -150,14 +150,12 @@ public:
     /// Inserts key -> V(args...) if the key is absent. Returns true iff inserted.
     template <class Q, class... Args>
     bool try_emplace(Q&& key, Args&&... args) {
-        const auto& lookup = lookup_key(key);
-        const std::uint64_t hash = hash_of(lookup);
-        Shard& shard = shard_for(hash);
-        std::unique_lock lock = write_lock(shard, hash);
-        const auto construct = [&](void* where) {
-            Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<Args>(args)...);
-        };
-        return insert_in(shard, hash, lookup, construct).second;
+        return insert_or_else(
+            key,
+            [&](Shard& shard, void* where) {
+                Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<Args>(args)...);
+            },
+            [](Shard&, Slot&) {});
     }
 
     /// Inserts key -> value if the key is absent. Returns true iff inserted.
@@ -170,17 +168,12 @@ public:
     /// Returns true iff inserted.
     template <class Q, class M>
     bool insert_or_assign(Q&& key, M&& value) {
-        const auto& lookup = lookup_key(key);
-        const std::uint64_t hash = hash_of(lookup);
-        Shard& shard = shard_for(hash);
-        std::unique_lock lock = write_lock(shard, hash);
-        bool inserted = false;
-        Slot* slot = nullptr;
-        std::tie(slot, inserted) = insert_in(shard, hash, lookup, [&](void* where) {
-            Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<M>(value));
-        });
-        if (!inserted) Layout::assign(shard.table.memory(), *slot, std::forward<M>(value));
-        return inserted;
+        return insert_or_else(
+            key,
+            [&](Shard& shard, void* where) {
+                Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<M>(value));
+            },
+            [&](Shard& shard, Slot& slot) { Layout::assign(shard.table.memory(), slot, std::forward<M>(value)); });
     }
 
     /// Removes the key. Returns true iff it was present.
@@ -218,18 +211,16 @@ public:
     /// key -> make(). Returns true iff inserted.
     template <class Q, class F, class Make>
     bool upsert(Q&& key, F&& f, Make&& make) {
-        const auto& lookup = lookup_key(key);
-        const std::uint64_t hash = hash_of(lookup);
-        Shard& shard = shard_for(hash);
-        std::unique_lock lock = write_lock(shard, hash);
-        detail::CallbackScope scope(&shard);
-        bool inserted = false;
-        Slot* slot = nullptr;
-        std::tie(slot, inserted) = insert_in(shard, hash, lookup, [&](void* where) {
-            Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<Make>(make)());
-        });
-        if (!inserted) Layout::modify(shard.table.memory(), *slot, std::forward<F>(f));
-        return inserted;
+        return insert_or_else(
+            key,
+            [&](Shard& shard, void* where) {
+                detail::CallbackScope scope(&shard);
+                Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<Make>(make)());
+            },
+            [&](Shard& shard, Slot& slot) {
+                detail::CallbackScope scope(&shard);
+                Layout::modify(shard.table.memory(), slot, std::forward<F>(f));
+            });
     }
 
     /// Removes every entry and frees the shards' tables, one shard at a time.
@@ -465,11 +456,23 @@ private:
         return slot != nullptr && std::forward<OnFound>(on_found)(shard, hash, *slot);
     }
 
-    template <class Q, class Construct>
-    std::pair<Slot*, bool> insert_in(Shard& shard, std::uint64_t hash, const Q& key, Construct&& construct) {
-        auto result = shard.table.insert(hash, key, equal_fn(), slot_hash_fn(), std::forward<Construct>(construct));
-        if (result.second) shard.count.store(shard.table.size(), std::memory_order_relaxed);
-        return result;
+    /// Under the key's exclusive lock: if the key is absent, inserts the
+    /// entry construct(shard, where) builds, else calls on_present(shard,
+    /// slot). Returns true iff inserted.
+    template <class Q, class Construct, class OnPresent>
+    bool insert_or_else(const Q& key, Construct&& construct, OnPresent&& on_present) {
+        const auto& lookup = lookup_key(key);
+        const std::uint64_t hash = hash_of(lookup);
+        Shard& shard = shard_for(hash);
+        std::unique_lock lock = write_lock(shard, hash);
+        const auto [slot, inserted] =
+            shard.table.insert(hash, lookup, equal_fn(), slot_hash_fn(), [&](void* where) { construct(shard, where); });
+        if (inserted) {
+            shard.count.store(shard.table.size(), std::memory_order_relaxed);
+        } else {
+            on_present(shard, *slot);
+        }
+        return inserted;
     }
 
     static void copy_into(V& out, value_ref value) {
