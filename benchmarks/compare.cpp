@@ -85,18 +85,23 @@ using Clock = std::chrono::steady_clock;
 //   static constexpr bool kSingleThreadOnly;
 // ---------------------------------------------------------------------------
 
-class KvstorePeer {
+/// A concurrent map whose own API is already insert, find into a caller's
+/// value, and insert_or_assign: kvstore's and libcuckoo's.
+template <class Map>
+class DirectPeer {
 public:
     static constexpr bool kSingleThreadOnly = false;
-    explicit KvstorePeer(std::size_t) {}
+    explicit DirectPeer(std::size_t) {}
     void load(const std::string& key, const std::string& value) { map_.insert(key, value); }
     bool get(const std::string& key, std::string& out) { return map_.find(key, out); }
     void update(const std::string& key, const std::string& value) { map_.insert_or_assign(key, value); }
     std::size_t size() { return map_.size(); }
 
 private:
-    kvstore::ConcurrentMap<std::string, std::string> map_;
+    Map map_;
 };
+
+using KvstorePeer = DirectPeer<kvstore::ConcurrentMap<std::string, std::string>>;
 
 /// Any std::unordered_map-like map behind one std::shared_mutex (or none).
 template <class Map, bool kLocked>
@@ -151,18 +156,7 @@ using AbslNoLockPeer = SingleLockPeer<absl::flat_hash_map<std::string, std::stri
 #endif
 
 #if KVSTORE_COMPARE_HAVE_LIBCUCKOO
-class LibcuckooPeer {
-public:
-    static constexpr bool kSingleThreadOnly = false;
-    explicit LibcuckooPeer(std::size_t) {}
-    void load(const std::string& key, const std::string& value) { map_.insert(key, value); }
-    bool get(const std::string& key, std::string& out) { return map_.find(key, out); }
-    void update(const std::string& key, const std::string& value) { map_.insert_or_assign(key, value); }
-    std::size_t size() { return map_.size(); }
-
-private:
-    libcuckoo::cuckoohash_map<std::string, std::string> map_;
-};
+using LibcuckooPeer = DirectPeer<libcuckoo::cuckoohash_map<std::string, std::string>>;
 #endif
 
 #if KVSTORE_COMPARE_HAVE_TBB
