@@ -1,5 +1,7 @@
 // The whole public API of kvstore.
 #pragma once
 
+#include <kvstore/codec.hpp>
 #include <kvstore/concurrent_map.hpp>
+#include <kvstore/durability.hpp>
 #include <kvstore/hash.hpp>

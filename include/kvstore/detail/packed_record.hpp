@@ -9,6 +9,7 @@
 #pragma once
 
 #include <kvstore/detail/record_arena.hpp>
+#include <kvstore/detail/varint.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -17,35 +18,6 @@
 #include <string_view>
 
 namespace kvstore::detail {
-
-inline std::size_t varint_size(std::size_t value) noexcept {
-    std::size_t bytes = 1;
-    while (value >= 0x80) {
-        value >>= 7;
-        ++bytes;
-    }
-    return bytes;
-}
-
-inline unsigned char* put_varint(unsigned char* out, std::size_t value) noexcept {
-    while (value >= 0x80) {
-        *out++ = static_cast<unsigned char>(value | 0x80);
-        value >>= 7;
-    }
-    *out++ = static_cast<unsigned char>(value);
-    return out;
-}
-
-inline const unsigned char* get_varint(const unsigned char* in, std::size_t& value) noexcept {
-    std::size_t result = 0;
-    unsigned shift = 0;
-    while (*in & 0x80) {
-        result |= static_cast<std::size_t>(*in++ & 0x7F) << shift;
-        shift += 7;
-    }
-    value = result | (static_cast<std::size_t>(*in++) << shift);
-    return in;
-}
 
 class PackedRecord {
 public:
@@ -103,7 +75,7 @@ private:
     Fields decode() const noexcept {
         std::size_t key_size = 0;
         std::size_t value_size = 0;
-        const unsigned char* p = get_varint(get_varint(bytes(), key_size), value_size);
+        const unsigned char* p = get_trusted_varint(get_trusted_varint(bytes(), key_size), value_size);
         const char* key = reinterpret_cast<const char*>(p);
         return {{key, key_size}, {key + key_size, value_size}};
     }

@@ -1,0 +1,157 @@
+// The write-ahead log's on-disk format; docs/wal-format.md explains it.
+//
+// A log is a sequence of segment files named by the LSN of their first
+// record. Each segment starts with a file header and holds whole records:
+//
+//   file header (32 bytes)
+//     magic "kvstWAL\n" | version u32 | reserved u32 (0) | first LSN u64
+//     | checksum u32 (of the 24 bytes before it) | reserved u32 (0)
+//   record header (32 bytes)
+//     header checksum u32 (of the 28 header bytes after it) | payload checksum u32
+//     | payload length u32 | type u8 | reserved 3 bytes (0) | LSN u64
+//     | timestamp u64 (microseconds since the Unix epoch, when appended)
+//   payload (length bytes)
+//
+// Integers are little-endian. Checksums are the low 32 bits of XXH3-64 with
+// seed kChecksumSeed. The header has its own checksum so that a reader can
+// trust a length before it reads or allocates for the payload, and can find
+// the next whole record after a damaged one.
+#pragma once
+
+#include <kvstore/detail/xxhash.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+namespace kvstore::detail::log {
+
+inline constexpr char kMagic[8] = {'k', 'v', 's', 't', 'W', 'A', 'L', '\n'};
+inline constexpr std::uint32_t kFormatVersion = 1;
+inline constexpr std::size_t kFileHeaderSize = 32;
+inline constexpr std::size_t kRecordHeaderSize = 32;
+inline constexpr std::uint64_t kChecksumSeed = 0x6b7673744c6f67ull;
+/// The largest payload a writer produces; a reader refuses longer ones.
+inline constexpr std::uint32_t kMaxPayload = std::uint32_t{1} << 30;
+
+/// What a record holds; docs/wal-format.md gives each payload's layout.
+/// Zero is not a type, so a zeroed region never parses as a record.
+enum class RecordType : std::uint8_t {
+    kPut = 1,          ///< key, value
+    kPutExpiring = 2,  ///< absolute expiry, key, value
+    kErase = 3,        ///< key
+    kClear = 4,        ///< nothing: every key is removed
+    kBatch = 5,        ///< several of the above, applied all or none
+};
+inline constexpr std::uint8_t kLastRecordType = 5;
+
+inline bool is_record_type(std::uint8_t type) noexcept { return type >= 1 && type <= kLastRecordType; }
+
+inline void put_u32(char* out, std::uint32_t value) noexcept {
+    for (int i = 0; i < 4; ++i) out[i] = static_cast<char>(value >> (8 * i));
+}
+inline void put_u64(char* out, std::uint64_t value) noexcept {
+    for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(value >> (8 * i));
+}
+inline std::uint32_t get_u32(const char* in) noexcept {
+    std::uint32_t value = 0;
+    for (int i = 0; i < 4; ++i) value |= std::uint32_t{static_cast<unsigned char>(in[i])} << (8 * i);
+    return value;
+}
+inline std::uint64_t get_u64(const char* in) noexcept {
+    std::uint64_t value = 0;
+    for (int i = 0; i < 8; ++i) value |= std::uint64_t{static_cast<unsigned char>(in[i])} << (8 * i);
+    return value;
+}
+
+inline std::uint32_t checksum(const char* data, std::size_t size) noexcept {
+    return static_cast<std::uint32_t>(XXH3_64bits_withSeed(data, size, kChecksumSeed));
+}
+
+// Field offsets in the record header.
+inline constexpr std::size_t kHeaderChecksumAt = 0;
+inline constexpr std::size_t kPayloadChecksumAt = 4;
+inline constexpr std::size_t kLengthAt = 8;
+inline constexpr std::size_t kTypeAt = 12;
+inline constexpr std::size_t kLsnAt = 16;
+inline constexpr std::size_t kTimestampAt = 24;
+
+/// Writes a record header for `payload` (already at out + kRecordHeaderSize).
+inline void seal_record(char* out, RecordType type, std::uint64_t lsn, std::uint64_t timestamp,
+                        std::uint32_t payload_size) noexcept {
+    put_u32(out + kPayloadChecksumAt, checksum(out + kRecordHeaderSize, payload_size));
+    put_u32(out + kLengthAt, payload_size);
+    out[kTypeAt] = static_cast<char>(type);
+    out[kTypeAt + 1] = out[kTypeAt + 2] = out[kTypeAt + 3] = 0;
+    put_u64(out + kLsnAt, lsn);
+    put_u64(out + kTimestampAt, timestamp);
+    put_u32(out + kHeaderChecksumAt, checksum(out + 4, kRecordHeaderSize - 4));
+}
+
+struct RecordHeader {
+    std::uint32_t payload_checksum;
+    std::uint32_t length;
+    RecordType type;
+    std::uint64_t lsn;
+    std::uint64_t timestamp;
+};
+
+/// Returns nullptr and fills `header` iff the 32 bytes at `in` are a record
+/// header written by kvstore; otherwise returns why not.
+inline const char* parse_record_header(const char* in, RecordHeader& header) noexcept {
+    if (get_u32(in + kHeaderChecksumAt) != checksum(in + 4, kRecordHeaderSize - 4)) return "bad header checksum";
+    const auto type = static_cast<std::uint8_t>(in[kTypeAt]);
+    if (!is_record_type(type)) return "unknown record type";
+    if (in[kTypeAt + 1] != 0 || in[kTypeAt + 2] != 0 || in[kTypeAt + 3] != 0) return "reserved header bytes set";
+    header.payload_checksum = get_u32(in + kPayloadChecksumAt);
+    header.length = get_u32(in + kLengthAt);
+    header.type = static_cast<RecordType>(type);
+    header.lsn = get_u64(in + kLsnAt);
+    header.timestamp = get_u64(in + kTimestampAt);
+    if (header.length > kMaxPayload) return "payload length beyond the format's limit";
+    return nullptr;
+}
+
+inline void write_file_header(char* out, std::uint64_t first_lsn) noexcept {
+    std::memcpy(out, kMagic, sizeof kMagic);
+    put_u32(out + 8, kFormatVersion);
+    put_u32(out + 12, 0);
+    put_u64(out + 16, first_lsn);
+    put_u32(out + 24, checksum(out, 24));
+    put_u32(out + 28, 0);
+}
+
+/// Returns nullptr and sets `first_lsn` iff `in` is a valid file header.
+inline const char* parse_file_header(const char* in, std::uint64_t& first_lsn) noexcept {
+    if (std::memcmp(in, kMagic, sizeof kMagic) != 0) return "not a kvstore log (bad magic)";
+    if (get_u32(in + 24) != checksum(in, 24)) return "bad file header checksum";
+    if (get_u32(in + 8) != kFormatVersion) return "unsupported log format version";
+    if (get_u32(in + 28) != 0) return "reserved file header bytes set";
+    first_lsn = get_u64(in + 16);
+    return nullptr;
+}
+
+/// "wal-00000000000000000001.log": zero-padded so names sort by LSN.
+inline std::string segment_name(std::uint64_t first_lsn) {
+    char name[32];
+    std::snprintf(name, sizeof name, "wal-%020llu.log", static_cast<unsigned long long>(first_lsn));
+    return name;
+}
+
+/// Returns true and sets `first_lsn` iff `name` is a segment's name.
+inline bool parse_segment_name(const std::string& name, std::uint64_t& first_lsn) {
+    if (name.size() != 28 || name.compare(0, 4, "wal-") != 0 || name.compare(24, 4, ".log") != 0) return false;
+    std::uint64_t value = 0;
+    for (std::size_t i = 4; i < 24; ++i) {
+        if (name[i] < '0' || name[i] > '9') return false;
+        const auto digit = static_cast<std::uint64_t>(name[i] - '0');
+        if (value > (~std::uint64_t{0} - digit) / 10) return false;
+        value = value * 10 + digit;
+    }
+    first_lsn = value;
+    return true;
+}
+
+}  // namespace kvstore::detail::log

@@ -1,0 +1,422 @@
+// WriteAheadLog: the log behind SyncWAL and GroupCommitWAL.
+//
+// append() assigns the next LSN and encodes the record into an in-memory
+// buffer under a short mutex; it is what a caller does inside the critical
+// section that applies the change, so that log order equals apply order.
+// commit(lsn) then waits, outside that section, until the record is durable:
+//
+//   - Writers waiting in commit() queue up. The first becomes the leader: it
+//     takes a group of records from the front of the buffer, writes it with
+//     one append and one sync, with the mutex released, then wakes exactly
+//     the waiters whose records that sync covered and hands leadership to
+//     the first one left. Writers that arrive during a sync form the next
+//     group. SyncWAL's leader takes the records up to its own only, so every
+//     write pays for one sync of its own.
+//   - In the relaxed mode commit() returns at once and a background thread
+//     writes and syncs the buffer every flush interval.
+//
+// A failed write or sync is final (after a failed fsync the kernel may have
+// dropped the dirty pages, so a retry could report success for lost data):
+// every waiter not yet durable and every later call gets the error.
+#pragma once
+
+#include <kvstore/detail/log_record.hpp>
+#include <kvstore/detail/log_replay.hpp>
+#include <kvstore/log_options.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace kvstore::detail {
+
+enum class CommitMode { kEachWrite, kGroup, kInterval };
+
+class WriteAheadLog {
+public:
+    WriteAheadLog(const WriteAheadLog&) = delete;
+    WriteAheadLog& operator=(const WriteAheadLog&) = delete;
+
+    /// Makes everything appended durable, then closes the segment. Errors
+    /// are dropped here; call close() to see them.
+    ~WriteAheadLog() { (void)close(); }
+
+    /// Appends `op` (not kBatch) and sets `lsn` to its LSN. The record is
+    /// durable only after commit(lsn). Waits while the buffer is full.
+    Status append(const log::Operation& op, Lsn& lsn) {
+        const std::size_t payload = log::payload_size(op);
+        return append_encoded(op.type, payload, lsn, [&](char* out) { log::encode_payload(op, out); });
+    }
+
+    /// Appends `ops` as one batch record: after recovery all of them or none.
+    template <class Range>
+    Status append_batch(const Range& ops, Lsn& lsn) {
+        const std::size_t payload = log::batch_payload_size(ops);
+        return append_encoded(log::RecordType::kBatch, payload, lsn,
+                              [&](char* out) { log::encode_batch_payload(ops, out); });
+    }
+
+    /// Returns once record `lsn` and every record before it are durable
+    /// (kEachWrite, kGroup), or at once (kInterval). Returns the log's
+    /// error if it failed before they were.
+    Status commit(Lsn lsn) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (mode_ == CommitMode::kInterval) return failure_;
+        return make_durable(lock, lsn);
+    }
+
+    /// append() then commit().
+    Status write(const log::Operation& op) {
+        Lsn lsn = 0;
+        if (Status status = append(op, lsn); !status) return status;
+        return commit(lsn);
+    }
+
+    /// Makes every record appended so far durable, in any mode.
+    Status flush() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        return make_durable(lock, last_lsn_);
+    }
+
+    /// Makes every record appended so far durable, then starts a new
+    /// segment; `first_lsn` is set to the LSN its first record will get.
+    /// Records from first_lsn on are in that segment or later ones.
+    Status rotate(Lsn& first_lsn) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (Status status = make_durable(lock, last_lsn_); !status) return status;
+        if (!wait_for_leadership(lock)) return Status::failed(failure_);
+        Status status = failure_;
+        if (status && segment_first_lsn_.load() <= durable_lsn_) {
+            lock.unlock();
+            status = start_segment(durable_lsn_ + 1);
+            lock.lock();
+            if (!status) fail(status);
+        }
+        first_lsn = segment_first_lsn_;
+        release_leadership();
+        return status;
+    }
+
+    /// Makes everything durable, stops the flusher and closes the segment.
+    /// Later appends fail.
+    Status close() {
+        Status status = flush();
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (closed_) return status;
+            closed_ = true;
+            stopping_ = true;
+        }
+        flusher_wakeup_.notify_all();
+        if (flusher_.joinable()) flusher_.join();
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (segment_) {
+            Status closing = segment_->close();
+            if (status && !closing) status = closing;
+            segment_.reset();
+        }
+        if (status && !failure_) status = failure_;
+        if (failure_) failure_ = Status::invalid_argument("the log at " + dir_ + " is closed");
+        return status;
+    }
+
+    /// Removes the segments that hold only records below `lsn` (a snapshot
+    /// covers them). The current segment is never removed.
+    Status remove_segments_before(Lsn lsn) {
+        std::vector<log::Segment> segments;
+        if (Status status = log::list_segments(fs_, dir_, segments); !status) return status;
+        const Lsn current_first = segment_first_lsn_.load();
+        bool removed = false;
+        for (std::size_t i = 0; i + 1 < segments.size(); ++i) {
+            if (segments[i + 1].first_lsn > lsn || segments[i].first_lsn >= current_first) break;
+            if (Status status = fs_.remove(log::join_path(dir_, segments[i].name)); !status) return status;
+            removed = true;
+        }
+        return removed ? fs_.sync_dir(dir_) : Status::ok();
+    }
+
+    LogStats stats() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        LogStats stats = stats_;
+        stats.last_lsn = last_lsn_;
+        stats.durable_lsn = durable_lsn_;
+        stats.segments = segments_started_.load();
+        stats.average_group = stats_.syncs == 0 ? 0 : static_cast<double>(synced_records_) / stats_.syncs;
+        stats.average_sync_micros = stats_.syncs == 0 ? 0 : sync_micros_total_ / stats_.syncs;
+        return stats;
+    }
+
+    const std::string& dir() const noexcept { return dir_; }
+
+protected:
+    /// Replays the log in `dir` from `from_lsn` on through `apply` (see
+    /// log::replay_log), repairs what the recovery mode allows, and starts
+    /// a new segment after the last record.
+    template <class Log, class Apply>
+    static Status open_log(const std::string& dir, const LogOptions& options, CommitMode mode, Lsn from_lsn,
+                           Apply&& apply, RecoveryReport& report, std::unique_ptr<Log>& log) {
+        FileSystem& fs = options.file_system != nullptr ? *options.file_system : default_file_system();
+        if (Status status = fs.create_dir(dir, options.dir_mode); !status) return status;
+        if (Status status = log::replay_log(fs, dir, from_lsn, options.recovery_mode, true, apply, report); !status)
+            return status;
+        const Lsn last = std::max(report.last_lsn, from_lsn == 0 ? 0 : from_lsn - 1);
+        std::unique_ptr<Log> opened(new Log(fs, dir, options, mode, last));
+        if (Status status = opened->start_segment(last + 1); !status) return status;
+        if (mode == CommitMode::kInterval) opened->flusher_ = std::thread([raw = opened.get()] { raw->flush_loop(); });
+        log = std::move(opened);
+        return Status::ok();
+    }
+
+    WriteAheadLog(FileSystem& fs, std::string dir, const LogOptions& options, CommitMode mode, Lsn last_lsn)
+        : fs_(fs), dir_(std::move(dir)), options_(options), mode_(mode), last_lsn_(last_lsn), durable_lsn_(last_lsn) {}
+
+private:
+    struct Waiter {
+        explicit Waiter(Lsn waits_for) : lsn(waits_for) {}
+        Lsn lsn;
+        bool lead = false;  // set by the previous leader: lead the next group
+        bool done = false;  // made durable, or failed
+        std::condition_variable wakeup;
+    };
+
+    static std::uint64_t now_micros() {
+        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                              std::chrono::system_clock::now().time_since_epoch())
+                                              .count());
+    }
+
+    template <class Encode>
+    Status append_encoded(log::RecordType type, std::size_t payload, Lsn& lsn, Encode&& encode) {
+        if (payload > log::kMaxPayload)
+            return Status::invalid_argument("log record of " + std::to_string(payload) + " bytes exceeds the " +
+                                            std::to_string(log::kMaxPayload) + "-byte limit");
+        const std::size_t record_size = log::kRecordHeaderSize + payload;
+        std::unique_lock<std::mutex> lock(mutex_);
+        // A full buffer holds appenders back until a group is written: in
+        // the relaxed mode by the flusher, otherwise by the appender itself
+        // when no leader is at work.
+        while (failure_ && !pending_.empty() && pending_.size() + record_size > options_.buffer_bytes) {
+            if (mode_ == CommitMode::kInterval) {
+                flush_requested_ = true;
+                flusher_wakeup_.notify_one();
+                buffer_space_.wait(lock);
+            } else {
+                (void)make_durable(lock, last_lsn_);
+            }
+        }
+        if (!failure_) return Status::failed(failure_);
+        const std::size_t at = pending_.size();
+        pending_.resize(at + record_size);
+        char* out = pending_.data() + at;
+        encode(out + log::kRecordHeaderSize);
+        lsn = ++last_lsn_;
+        log::seal_record(out, type, lsn, now_micros(), static_cast<std::uint32_t>(payload));
+        record_ends_.push_back({lsn, pending_.size()});
+        return Status::ok();
+    }
+
+    // Waits until `lsn` is durable, leading groups when it is this writer's
+    // turn. REQUIRES: `lock` holds mutex_.
+    Status make_durable(std::unique_lock<std::mutex>& lock, Lsn lsn) {
+        if (durable_lsn_ >= lsn) return Status::ok();
+        if (!failure_) return Status::failed(failure_);
+        if (mode_ == CommitMode::kInterval) {
+            flush_requested_ = true;
+            flusher_wakeup_.notify_one();
+        }
+        Waiter self{lsn};
+        if (leading_) {
+            waiters_.push_back(&self);
+            self.wakeup.wait(lock, [&] { return self.lead || self.done; });
+            waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &self));
+            if (self.done) return durable_lsn_ >= lsn ? Status::ok() : Status::failed(failure_);
+        }
+        leading_ = true;
+        while (durable_lsn_ < lsn && failure_) write_group(lock, lsn);
+        release_leadership();
+        return durable_lsn_ >= lsn ? Status::ok() : Status::failed(failure_);
+    }
+
+    // The leader writes and syncs one group. REQUIRES: lock held, leading_.
+    void write_group(std::unique_lock<std::mutex>& lock, Lsn own_lsn) {
+        if (options_.commit_delay.count() > 0 && mode_ == CommitMode::kGroup) {
+            lock.unlock();
+            std::this_thread::sleep_for(options_.commit_delay);
+            lock.lock();
+        }
+        // Cut the group at a record boundary: up to the leader's own record
+        // for kEachWrite, up to max_group_bytes (at least one record)
+        // otherwise.
+        std::size_t records = 0;
+        std::size_t cut = 0;
+        for (const RecordEnd& end : record_ends_) {
+            if (records > 0 && (mode_ == CommitMode::kEachWrite ? end.lsn > own_lsn
+                                                                : end.offset > options_.max_group_bytes)) {
+                break;
+            }
+            ++records;
+            cut = end.offset;
+        }
+        if (records == 0) return;
+        const Lsn group_last = record_ends_[records - 1].lsn;
+        if (cut == pending_.size()) {
+            writing_.swap(pending_);
+            pending_.clear();
+        } else {
+            writing_.assign(pending_, 0, cut);
+            pending_.erase(0, cut);
+        }
+        record_ends_.erase(record_ends_.begin(), record_ends_.begin() + static_cast<std::ptrdiff_t>(records));
+        for (RecordEnd& end : record_ends_) end.offset -= cut;
+        buffer_space_.notify_all();
+
+        lock.unlock();
+        const auto started = std::chrono::steady_clock::now();
+        Status status = segment_->append(writing_);
+        if (status) status = segment_->sync();
+        const double micros =
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started).count();
+        segment_bytes_ += writing_.size();
+        if (status && segment_bytes_ >= options_.segment_bytes) status = start_segment(group_last + 1);
+        lock.lock();
+
+        if (!status) {
+            fail(status);
+            return;
+        }
+        stats_.records += records;
+        stats_.bytes += writing_.size();
+        ++stats_.syncs;
+        synced_records_ += records;
+        stats_.largest_group = std::max<std::uint64_t>(stats_.largest_group, records);
+        sync_micros_total_ += micros;
+        stats_.max_sync_micros = std::max(stats_.max_sync_micros, micros);
+        durable_lsn_ = group_last;
+        writing_.clear();
+        for (Waiter* waiter : waiters_) {
+            if (waiter->lsn <= durable_lsn_ && !waiter->done) {
+                waiter->done = true;
+                waiter->wakeup.notify_one();
+            }
+        }
+    }
+
+    // Puts the log in its failed state and wakes every waiter.
+    void fail(const Status& status) {
+        failure_ = status;
+        pending_.clear();
+        record_ends_.clear();
+        for (Waiter* waiter : waiters_) {
+            waiter->done = true;
+            waiter->wakeup.notify_one();
+        }
+        buffer_space_.notify_all();
+    }
+
+    // Becomes the leader without a record to wait for; false if the log
+    // failed first. REQUIRES: lock holds mutex_.
+    bool wait_for_leadership(std::unique_lock<std::mutex>& lock) {
+        Waiter self{~Lsn{0}};  // no group can make it done; only fail() does
+        if (leading_) {
+            waiters_.push_front(&self);
+            self.wakeup.wait(lock, [&] { return self.lead || self.done; });
+            waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &self));
+            if (!self.lead) return false;
+        }
+        leading_ = true;
+        return true;
+    }
+
+    // Hands the lead to the first waiter not yet served. REQUIRES: lock held.
+    void release_leadership() {
+        leading_ = false;
+        for (Waiter* waiter : waiters_) {
+            if (!waiter->done) {
+                waiter->lead = true;
+                leading_ = true;
+                waiter->wakeup.notify_one();
+                return;
+            }
+        }
+    }
+
+    // Creates segment `first_lsn`, writes its header and makes both durable.
+    // Called by the leader (or before the log is shared) without the mutex.
+    Status start_segment(Lsn first_lsn) {
+        const std::string path = log::join_path(dir_, log::segment_name(first_lsn));
+        std::unique_ptr<WritableFile> file;
+        if (Status status = fs_.open_writable(path, options_.file_mode, file); !status) return status;
+        char header[log::kFileHeaderSize];
+        log::write_file_header(header, first_lsn);
+        if (Status status = file->append(std::string_view(header, sizeof header)); !status) return status;
+        if (Status status = file->sync(); !status) return status;
+        if (Status status = fs_.sync_dir(dir_); !status) return status;
+        if (segment_) {
+            if (Status status = segment_->close(); !status) return status;
+        }
+        segment_ = std::move(file);
+        segment_bytes_ = log::kFileHeaderSize;
+        segment_first_lsn_.store(first_lsn);
+        ++segments_started_;
+        return Status::ok();
+    }
+
+    void flush_loop() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        while (!stopping_) {
+            flusher_wakeup_.wait_for(lock, options_.flush_interval, [&] {
+                return stopping_ || flush_requested_ ||
+                       pending_.size() >= options_.buffer_bytes / 2;
+            });
+            flush_requested_ = false;
+            if (!pending_.empty()) (void)make_durable(lock, last_lsn_);
+        }
+    }
+
+    struct RecordEnd {
+        Lsn lsn;
+        std::size_t offset;  // in pending_, just past the record
+    };
+
+    FileSystem& fs_;
+    const std::string dir_;
+    const LogOptions options_;
+    const CommitMode mode_;
+
+    mutable std::mutex mutex_;
+    std::string pending_;
+    std::deque<RecordEnd> record_ends_;
+    std::string writing_;  // the group being written; the leader's alone
+    Lsn last_lsn_;
+    Lsn durable_lsn_;
+    bool leading_ = false;
+    std::deque<Waiter*> waiters_;
+    std::condition_variable buffer_space_;
+    Status failure_;  // ok until a write or sync fails
+    bool closed_ = false;
+
+    std::unique_ptr<WritableFile> segment_;  // the leader's alone
+    std::uint64_t segment_bytes_ = 0;
+    std::atomic<Lsn> segment_first_lsn_{0};
+    std::atomic<std::uint64_t> segments_started_{0};
+
+    std::thread flusher_;
+    std::condition_variable flusher_wakeup_;
+    bool stopping_ = false;
+    bool flush_requested_ = false;
+
+    LogStats stats_;
+    std::uint64_t synced_records_ = 0;
+    double sync_micros_total_ = 0;
+};
+
+}  // namespace kvstore::detail

@@ -1,0 +1,77 @@
+// kvstore::FileSystem: every call the log and the store make to the
+// operating system's files goes through this interface, so that tests can
+// put a file layer underneath that injects errors or forgets whatever was not
+// synced (a power cut), and so that an application can route kvstore's files
+// elsewhere. default_file_system() is the POSIX implementation.
+#pragma once
+
+#include <kvstore/status.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kvstore {
+
+/// A file opened for appending. Not thread-safe: one writer at a time.
+class WritableFile {
+public:
+    virtual ~WritableFile() = default;
+    /// Appends all of `data`, or fails; a failure leaves an unknown prefix
+    /// of `data` in the file.
+    virtual Status append(std::string_view data) = 0;
+    /// Returns once everything appended so far is on stable storage
+    /// (fdatasync; F_FULLFSYNC on macOS).
+    virtual Status sync() = 0;
+    virtual Status close() = 0;
+};
+
+/// A file opened for reading at any offset.
+class ReadableFile {
+public:
+    virtual ~ReadableFile() = default;
+    /// Reads up to `bytes` at `offset` into `buffer`; `read` is set to the
+    /// number read, which is less than `bytes` only at the end of the file.
+    virtual Status read(std::uint64_t offset, std::size_t bytes, char* buffer, std::size_t& read) = 0;
+};
+
+/// Held while a directory is locked; releasing it unlocks.
+class FileLock {
+public:
+    virtual ~FileLock() = default;
+};
+
+class FileSystem {
+public:
+    virtual ~FileSystem() = default;
+
+    /// Creates directory `path` with `mode` unless it exists.
+    virtual Status create_dir(const std::string& path, unsigned mode) = 0;
+    /// Creates (or truncates) `path` with `mode` for appending.
+    virtual Status open_writable(const std::string& path, unsigned mode, std::unique_ptr<WritableFile>& file) = 0;
+    virtual Status open_readable(const std::string& path, std::unique_ptr<ReadableFile>& file) = 0;
+    virtual Status file_size(const std::string& path, std::uint64_t& bytes) = 0;
+    /// The names (not paths) of the entries of directory `path`, without "." and "..".
+    virtual Status list_dir(const std::string& path, std::vector<std::string>& names) = 0;
+    /// Atomically replaces `to` with `from`. Durable only after sync_dir.
+    virtual Status rename(const std::string& from, const std::string& to) = 0;
+    /// Makes the creations, renames and removals in directory `path` durable.
+    virtual Status sync_dir(const std::string& path) = 0;
+    /// Shortens `path` to `bytes` and syncs it.
+    virtual Status truncate(const std::string& path, std::uint64_t bytes) = 0;
+    virtual Status remove(const std::string& path) = 0;
+    /// Takes an exclusive lock on file `path` (created if absent), held by
+    /// `lock` until it is destroyed. Fails with kBusy if another holder, in
+    /// this process or another, has it.
+    virtual Status lock_file(const std::string& path, std::unique_ptr<FileLock>& lock) = 0;
+};
+
+/// The operating system's files (POSIX). Lives as long as the program.
+FileSystem& default_file_system();
+
+}  // namespace kvstore
+
+#include <kvstore/detail/posix_file_system.hpp>

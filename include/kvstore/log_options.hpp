@@ -1,0 +1,91 @@
+// The options, recovery modes and figures of kvstore's write-ahead log.
+#pragma once
+
+#include <kvstore/file_system.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kvstore {
+
+/// A log sequence number: every record gets the next one, starting at 1.
+using Lsn = std::uint64_t;
+
+/// What opening a log does with a record that fails its checks (after
+/// RocksDB's WALRecoveryMode).
+enum class RecoveryMode {
+    /// A damaged record at the very end of the newest segment (a crash
+    /// during a write) is cut off; damage followed by a valid record is
+    /// corruption and the open fails, naming the file, offset and reason.
+    kTolerateTornTail,
+    /// Any damaged record, even a torn tail, fails the open.
+    kAbsoluteConsistency,
+    /// Recovery stops at the first damaged record and keeps the state
+    /// before it; later records and segments are set aside (renamed to
+    /// `<name>.damaged`) and reported.
+    kPointInTime,
+    /// Damaged records are skipped and reported; valid records after them
+    /// are applied. Their bytes stay in the segment.
+    kSkipBadRecords,
+};
+
+struct LogOptions {
+    /// Where the files go; nullptr means default_file_system().
+    FileSystem* file_system = nullptr;
+    RecoveryMode recovery_mode = RecoveryMode::kTolerateTornTail;
+    /// A segment is closed and a new one started once it holds this much.
+    std::size_t segment_bytes = std::size_t{64} << 20;
+    /// Most bytes of records waiting to be written; appenders wait when
+    /// they would exceed it (a single larger record is still accepted).
+    std::size_t buffer_bytes = std::size_t{16} << 20;
+    /// GroupCommitWAL: most bytes one write + fdatasync carries.
+    std::size_t max_group_bytes = std::size_t{4} << 20;
+    /// GroupCommitWAL: how long a group's leader waits for more writers to
+    /// join before writing. Zero (the default) writes at once; writers that
+    /// arrive during a sync form the next group anyway.
+    std::chrono::microseconds commit_delay{0};
+    /// GroupCommitWAL: nonzero selects the relaxed mode. Writes are
+    /// acknowledged at once and a background thread writes and syncs every
+    /// interval: a crash loses at most the writes of the last interval.
+    std::chrono::milliseconds flush_interval{0};
+    unsigned file_mode = 0600;
+    unsigned dir_mode = 0700;
+};
+
+/// A stretch of a segment that recovery did not apply.
+struct DroppedBytes {
+    std::string file;
+    std::uint64_t offset = 0;
+    std::uint64_t bytes = 0;
+    std::string reason;
+};
+
+struct RecoveryReport {
+    std::uint64_t segments = 0;
+    std::uint64_t records = 0;  ///< records replayed (at or after the requested LSN)
+    std::uint64_t bytes = 0;    ///< bytes of segments read
+    Lsn last_lsn = 0;           ///< the last valid record's LSN; new records follow it
+    double seconds = 0;
+    /// A torn tail cut off (kTolerateTornTail) or the rest of the log set
+    /// aside (kPointInTime): where and how many bytes.
+    bool truncated = false;
+    std::vector<DroppedBytes> dropped;
+};
+
+struct LogStats {
+    std::uint64_t records = 0;
+    std::uint64_t bytes = 0;  ///< bytes written, headers included
+    std::uint64_t syncs = 0;
+    std::uint64_t largest_group = 0;  ///< most records made durable by one sync
+    double average_group = 0;         ///< records per sync
+    double average_sync_micros = 0;
+    double max_sync_micros = 0;
+    Lsn last_lsn = 0;     ///< the newest record appended
+    Lsn durable_lsn = 0;  ///< every record up to here is on stable storage
+    std::uint64_t segments = 0;  ///< segments this log has written since it was opened
+};
+
+}  // namespace kvstore

@@ -1,0 +1,85 @@
+// kvstore::Status: the result of an operation that touches the disk or
+// parses a file. Errors from I/O and from damaged files are values, not
+// exceptions; exceptions are kept for programming errors and allocation
+// failure.
+#pragma once
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <utility>
+
+namespace kvstore {
+
+enum class StatusCode {
+    kOk = 0,
+    kIoError,          ///< a system call failed; the message names it, the file and errno
+    kCorruption,       ///< a file holds bytes that cannot have been written by kvstore
+    kInvalidArgument,  ///< the caller asked for something that cannot be done
+    kNotFound,         ///< a file or record that was asked for is not there
+    kBusy,             ///< another owner holds the resource (a locked directory)
+    kFailed,           ///< the log failed earlier; the message is that first error
+};
+
+/// Returns a short name for `code` ("ok", "I/O error", ...).
+inline const char* to_string(StatusCode code) noexcept {
+    switch (code) {
+        case StatusCode::kOk: return "ok";
+        case StatusCode::kIoError: return "I/O error";
+        case StatusCode::kCorruption: return "corruption";
+        case StatusCode::kInvalidArgument: return "invalid argument";
+        case StatusCode::kNotFound: return "not found";
+        case StatusCode::kBusy: return "busy";
+        case StatusCode::kFailed: return "log failed";
+    }
+    return "unknown";
+}
+
+class [[nodiscard]] Status {
+public:
+    Status() noexcept = default;
+
+    static Status ok() noexcept { return Status(); }
+    /// An error from system call `call` on `path`, with the errno it set.
+    static Status io_error(const std::string& call, const std::string& path, int error_number) {
+        return Status(StatusCode::kIoError,
+                      call + " " + path + ": " + std::strerror(error_number) + " (errno " +
+                          std::to_string(error_number) + ")",
+                      error_number);
+    }
+    /// Damage in `path` at byte `offset`.
+    static Status corruption(const std::string& path, unsigned long long offset, const std::string& reason) {
+        return Status(StatusCode::kCorruption, path + " at offset " + std::to_string(offset) + ": " + reason, 0);
+    }
+    static Status invalid_argument(std::string message) {
+        return Status(StatusCode::kInvalidArgument, std::move(message), 0);
+    }
+    static Status not_found(std::string message) { return Status(StatusCode::kNotFound, std::move(message), 0); }
+    static Status busy(std::string message) { return Status(StatusCode::kBusy, std::move(message), 0); }
+    /// A later operation on a log that failed with `cause`.
+    static Status failed(const Status& cause) {
+        return Status(StatusCode::kFailed, "the log stopped accepting writes after: " + cause.message(),
+                      cause.error_number());
+    }
+
+    bool is_ok() const noexcept { return code_ == StatusCode::kOk; }
+    explicit operator bool() const noexcept { return is_ok(); }
+    StatusCode code() const noexcept { return code_; }
+    /// The errno behind an I/O error, 0 otherwise.
+    int error_number() const noexcept { return error_number_; }
+    const std::string& message() const noexcept { return message_; }
+    /// "corruption: wal-...log at offset 96: bad checksum", or "ok".
+    std::string to_string() const {
+        return is_ok() ? std::string("ok") : std::string(kvstore::to_string(code_)) + ": " + message_;
+    }
+
+private:
+    Status(StatusCode code, std::string message, int error_number)
+        : code_(code), error_number_(error_number), message_(std::move(message)) {}
+
+    StatusCode code_ = StatusCode::kOk;
+    int error_number_ = 0;
+    std::string message_;
+};
+
+}  // namespace kvstore

@@ -1,0 +1,269 @@
+// FaultFileSystem: an in-memory kvstore::FileSystem for tests that
+//   - fails a chosen call with a chosen errno (the n-th time it is made),
+//   - knows which bytes and directory entries were synced, and
+//   - simulates a power cut: power_cut() throws away every byte appended
+//     since the file's last sync and every creation, rename or removal since
+//     its directory's last sync (as LevelDB's fault_injection_test does).
+#pragma once
+
+#include <kvstore/file_system.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kvstore::test {
+
+class FaultFileSystem final : public FileSystem {
+public:
+    /// The `skip`+1-th call named `call` ("write", "fdatasync", "rename",
+    /// "fsync-dir", "open", "ftruncate") fails with `error`; the calls before
+    /// and after it succeed. A failing write first appends half its bytes.
+    void inject(std::string call, int error, int skip = 0) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        fault_ = Fault{std::move(call), error, skip};
+    }
+
+    /// Forgets everything not synced, as a power cut would.
+    void power_cut() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        files_.clear();
+        for (auto& [path, file] : durable_entries_) {
+            auto copy = std::make_shared<File>();
+            copy->data = file->data.substr(0, file->synced);
+            copy->synced = copy->data.size();
+            files_[path] = copy;
+        }
+        durable_entries_ = files_;
+    }
+
+    /// The bytes of `path` that a power cut would keep (empty if its
+    /// directory entry is not durable).
+    std::string durable_contents(const std::string& path) const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const auto it = durable_entries_.find(path);
+        if (it == durable_entries_.end()) return {};
+        return it->second->data.substr(0, it->second->synced);
+    }
+
+    /// The current bytes of `path`.
+    std::string contents(const std::string& path) const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const auto it = files_.find(path);
+        return it == files_.end() ? std::string() : it->second->data;
+    }
+
+    /// Replaces the bytes of `path` (a test damaging a file); they count as synced.
+    void set_contents(const std::string& path, std::string data) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto& file = files_[path];
+        if (!file) file = std::make_shared<File>();
+        file->data = std::move(data);
+        file->synced = file->data.size();
+        durable_entries_[path] = file;
+    }
+
+    std::vector<std::string> paths() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        std::vector<std::string> paths;
+        for (const auto& entry : files_) paths.push_back(entry.first);
+        return paths;
+    }
+
+    /// The most bytes one read asked for.
+    std::size_t largest_read() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return largest_read_;
+    }
+
+    int syncs() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return syncs_;
+    }
+
+    Status create_dir(const std::string& path, unsigned) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (Status status = take_fault("mkdir", path); !status) return status;
+        dirs_.insert(path);
+        return Status::ok();
+    }
+
+    Status open_writable(const std::string& path, unsigned, std::unique_ptr<WritableFile>& file) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (Status status = take_fault("open", path); !status) return status;
+        if (dirs_.count(parent(path)) == 0) return Status::io_error("open", path, ENOENT);
+        auto created = std::make_shared<File>();
+        files_[path] = created;
+        file = std::make_unique<Writable>(*this, path, created);
+        return Status::ok();
+    }
+
+    Status open_readable(const std::string& path, std::unique_ptr<ReadableFile>& file) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const auto it = files_.find(path);
+        if (it == files_.end()) return Status::io_error("open", path, ENOENT);
+        file = std::make_unique<Readable>(*this, it->second);
+        return Status::ok();
+    }
+
+    Status file_size(const std::string& path, std::uint64_t& bytes) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const auto it = files_.find(path);
+        if (it == files_.end()) return Status::io_error("stat", path, ENOENT);
+        bytes = it->second->data.size();
+        return Status::ok();
+    }
+
+    Status list_dir(const std::string& path, std::vector<std::string>& names) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (dirs_.count(path) == 0) return Status::io_error("opendir", path, ENOENT);
+        names.clear();
+        for (const auto& entry : files_)
+            if (parent(entry.first) == path) names.push_back(entry.first.substr(path.size() + 1));
+        return Status::ok();
+    }
+
+    Status rename(const std::string& from, const std::string& to) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (Status status = take_fault("rename", from); !status) return status;
+        const auto it = files_.find(from);
+        if (it == files_.end()) return Status::io_error("rename", from, ENOENT);
+        files_[to] = it->second;
+        files_.erase(from);
+        return Status::ok();
+    }
+
+    Status sync_dir(const std::string& path) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (Status status = take_fault("fsync-dir", path); !status) return status;
+        for (auto it = durable_entries_.begin(); it != durable_entries_.end();)
+            it = parent(it->first) == path ? durable_entries_.erase(it) : std::next(it);
+        for (const auto& entry : files_)
+            if (parent(entry.first) == path) durable_entries_.insert(entry);
+        return Status::ok();
+    }
+
+    Status truncate(const std::string& path, std::uint64_t bytes) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (Status status = take_fault("ftruncate", path); !status) return status;
+        const auto it = files_.find(path);
+        if (it == files_.end()) return Status::io_error("open", path, ENOENT);
+        it->second->data.resize(static_cast<std::size_t>(bytes));
+        it->second->synced = it->second->data.size();
+        return Status::ok();
+    }
+
+    Status remove(const std::string& path) override {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (files_.erase(path) == 0) return Status::io_error("unlink", path, ENOENT);
+        return Status::ok();
+    }
+
+    Status lock_file(const std::string& path, std::unique_ptr<FileLock>& lock) override {
+        std::lock_guard<std::mutex> guard(mutex_);
+        if (!locked_.insert(path).second) return Status::busy(path + " is locked");
+        lock = std::make_unique<Lock>(*this, path);
+        return Status::ok();
+    }
+
+private:
+    struct File {
+        std::string data;
+        std::size_t synced = 0;
+    };
+    struct Fault {
+        std::string call;
+        int error;
+        int skip;
+    };
+
+    class Writable final : public WritableFile {
+    public:
+        Writable(FaultFileSystem& fs, std::string path, std::shared_ptr<File> file)
+            : fs_(fs), path_(std::move(path)), file_(std::move(file)) {}
+        Status append(std::string_view data) override {
+            std::lock_guard<std::mutex> lock(fs_.mutex_);
+            if (Status status = fs_.take_fault("write", path_); !status) {
+                file_->data.append(data.substr(0, data.size() / 2));
+                return status;
+            }
+            file_->data.append(data);
+            return Status::ok();
+        }
+        Status sync() override {
+            std::lock_guard<std::mutex> lock(fs_.mutex_);
+            if (Status status = fs_.take_fault("fdatasync", path_); !status) return status;
+            file_->synced = file_->data.size();
+            ++fs_.syncs_;
+            return Status::ok();
+        }
+        Status close() override { return Status::ok(); }
+
+    private:
+        FaultFileSystem& fs_;
+        std::string path_;
+        std::shared_ptr<File> file_;
+    };
+
+    class Readable final : public ReadableFile {
+    public:
+        Readable(FaultFileSystem& fs, std::shared_ptr<File> file) : fs_(fs), file_(std::move(file)) {}
+        Status read(std::uint64_t offset, std::size_t bytes, char* buffer, std::size_t& read) override {
+            std::lock_guard<std::mutex> lock(fs_.mutex_);
+            fs_.largest_read_ = std::max(fs_.largest_read_, bytes);
+            const std::string& data = file_->data;
+            read = offset >= data.size() ? 0 : std::min<std::size_t>(bytes, data.size() - offset);
+            std::copy_n(data.data() + offset, read, buffer);
+            return Status::ok();
+        }
+
+    private:
+        FaultFileSystem& fs_;
+        std::shared_ptr<File> file_;
+    };
+
+    class Lock final : public FileLock {
+    public:
+        Lock(FaultFileSystem& fs, std::string path) : fs_(fs), path_(std::move(path)) {}
+        ~Lock() override {
+            std::lock_guard<std::mutex> lock(fs_.mutex_);
+            fs_.locked_.erase(path_);
+        }
+
+    private:
+        FaultFileSystem& fs_;
+        std::string path_;
+    };
+
+    static std::string parent(const std::string& path) {
+        const auto slash = path.rfind('/');
+        return slash == std::string::npos ? std::string() : path.substr(0, slash);
+    }
+
+    // REQUIRES: mutex_ held.
+    Status take_fault(const char* call, const std::string& path) {
+        if (!fault_ || fault_->call != call) return Status::ok();
+        if (fault_->skip-- > 0) return Status::ok();
+        const int error = fault_->error;
+        fault_.reset();
+        return Status::io_error(call, path, error);
+    }
+
+    mutable std::mutex mutex_;
+    std::map<std::string, std::shared_ptr<File>> files_;
+    std::map<std::string, std::shared_ptr<File>> durable_entries_;
+    std::set<std::string> dirs_;
+    std::set<std::string> locked_;
+    std::optional<Fault> fault_;
+    int syncs_ = 0;
+    std::size_t largest_read_ = 0;
+};
+
+}  // namespace kvstore::test

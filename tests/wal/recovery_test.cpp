@@ -1,0 +1,309 @@
+// Damaged logs: torn tails, flipped bits, gaps and lying length fields, and
+// what each recovery mode makes of them.
+#include "catch.hpp"
+#include "wal_test_support.hpp"
+
+#include <kvstore/detail/log_replay.hpp>
+
+#include <string>
+#include <vector>
+
+using namespace kvstore;
+using namespace kvstore::test;
+namespace wal = kvstore::detail::log;
+
+namespace {
+
+constexpr int kRecords = 5;
+
+std::string key_of(int i) { return "key-" + std::to_string(i); }
+std::string value_of(int i) { return "value-" + std::to_string(i * 1000); }
+
+// Writes kRecords puts into one segment and returns the offset of each
+// record (and the file size last).
+std::vector<std::uint64_t> write_log(FaultFileSystem& fs) {
+    std::vector<ReplayedOp> ignored;
+    std::unique_ptr<SyncWAL> wal;
+    REQUIRE(open_collecting(fs, ignored, wal));
+    for (int i = 1; i <= kRecords; ++i) REQUIRE(wal->write(put(key_of(i), value_of(i))));
+    REQUIRE(wal->close());
+
+    std::vector<std::uint64_t> offsets;
+    RecoveryReport report;
+    REQUIRE(wal::replay_log(
+        fs, kLogDir, 0, RecoveryMode::kAbsoluteConsistency, false,
+        [&](const LogRecord& record) {
+            offsets.push_back(record.offset);
+            return Status::ok();
+        },
+        report));
+    REQUIRE(offsets.size() == kRecords);
+    offsets.push_back(fs.contents(segment_path(1)).size());
+    return offsets;
+}
+
+// Makes `fs` hold a log directory whose only segment holds `contents`.
+void plant_segment(FaultFileSystem& fs, std::string contents) {
+    REQUIRE(fs.create_dir(kLogDir, 0700));
+    fs.set_contents(segment_path(1), std::move(contents));
+}
+
+Status reopen(FaultFileSystem& fs, RecoveryMode mode, std::vector<ReplayedOp>& replayed, RecoveryReport& report) {
+    std::unique_ptr<SyncWAL> wal;
+    LogOptions options;
+    options.recovery_mode = mode;
+    return open_collecting(fs, replayed, wal, options, &report);
+}
+
+std::vector<std::string> keys_of(const std::vector<ReplayedOp>& ops) {
+    std::vector<std::string> keys;
+    for (const ReplayedOp& op : ops) keys.push_back(op.key);
+    return keys;
+}
+
+std::vector<std::string> keys(std::initializer_list<int> numbers) {
+    std::vector<std::string> out;
+    for (int i : numbers) out.push_back(key_of(i));
+    return out;
+}
+
+bool mentions(const Status& status, const std::string& text) {
+    return status.message().find(text) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("A log cut at any byte, the last record's included, recovers every whole record before the cut",
+          "[wal][recovery]") {
+    FaultFileSystem pristine;
+    const std::vector<std::uint64_t> offsets = write_log(pristine);
+    const std::string full = pristine.contents(segment_path(1));
+
+    for (std::uint64_t cut = 0; cut < full.size(); ++cut) {
+        CAPTURE(cut);
+        int whole = 0;  // records that end at or before the cut
+        while (whole < kRecords && offsets[static_cast<std::size_t>(whole) + 1] <= cut) ++whole;
+        const std::uint64_t kept = whole == 0 ? (cut < wal::kFileHeaderSize ? 0 : wal::kFileHeaderSize)
+                                              : offsets[static_cast<std::size_t>(whole)];
+        FaultFileSystem fs;
+        plant_segment(fs, full.substr(0, cut));
+        std::vector<ReplayedOp> replayed;
+        RecoveryReport report;
+        REQUIRE(reopen(fs, RecoveryMode::kTolerateTornTail, replayed, report));
+        REQUIRE(replayed.size() == static_cast<std::size_t>(whole));
+        for (int i = 0; i < whole; ++i) CHECK(replayed[static_cast<std::size_t>(i)].key == key_of(i + 1));
+        CHECK(report.truncated == (cut != kept));
+        if (cut != kept) {
+            REQUIRE(report.dropped.size() == 1);
+            CHECK(report.dropped[0].offset == kept);
+            CHECK(report.dropped[0].bytes == cut - kept);
+        }
+
+        // The log goes on after the last whole record, and a strict open
+        // then sees all of it: the tail was cut off on disk too.
+        {
+            std::unique_ptr<SyncWAL> wal;
+            REQUIRE(open_collecting(fs, replayed, wal));
+            REQUIRE(wal->write(put("new", "record")));
+        }
+        REQUIRE(reopen(fs, RecoveryMode::kAbsoluteConsistency, replayed, report));
+        REQUIRE(replayed.size() == static_cast<std::size_t>(whole) + 1);
+        CHECK(replayed.back().key == "new");
+        CHECK(replayed.back().lsn == static_cast<Lsn>(whole) + 1);
+
+        // The strict mode refuses the same torn tail.
+        if (cut != kept && cut != 0) {
+            FaultFileSystem strict;
+            plant_segment(strict, full.substr(0, cut));
+            const Status refused = reopen(strict, RecoveryMode::kAbsoluteConsistency, replayed, report);
+            CHECK(refused.code() == StatusCode::kCorruption);
+            CHECK(mentions(refused, segment_path(1) + " at offset " + std::to_string(kept)));
+        }
+    }
+}
+
+TEST_CASE("A flipped bit in any field of a record is caught", "[wal][recovery]") {
+    FaultFileSystem pristine;
+    const std::vector<std::uint64_t> offsets = write_log(pristine);
+    const std::string full = pristine.contents(segment_path(1));
+
+    // Flips each bit of [begin, end) in turn; every copy must be refused,
+    // naming the damaged record's offset, and left as it was.
+    auto every_flip_is_refused = [&](std::uint64_t begin, std::uint64_t end, std::uint64_t reported_offset) {
+        for (std::uint64_t byte = begin; byte < end; ++byte) {
+            for (int bit = 0; bit < 8; ++bit) {
+                CAPTURE(byte, bit);
+                std::string damaged = full;
+                damaged[byte] = static_cast<char>(damaged[byte] ^ (1 << bit));
+                FaultFileSystem fs;
+                plant_segment(fs, damaged);
+                std::vector<ReplayedOp> replayed;
+                RecoveryReport report;
+                const Status status = reopen(fs, RecoveryMode::kTolerateTornTail, replayed, report);
+                CHECK(status.code() == StatusCode::kCorruption);
+                CHECK(mentions(status, segment_path(1) + " at offset " + std::to_string(reported_offset)));
+                CHECK(mentions(status, "valid records follow"));
+                CHECK(fs.contents(segment_path(1)) == damaged);
+            }
+        }
+    };
+    SECTION("in the file header") { every_flip_is_refused(0, wal::kFileHeaderSize, 0); }
+    SECTION("in a middle record") { every_flip_is_refused(offsets[2], offsets[3], offsets[2]); }
+    SECTION("in the last record: cut off as a torn tail, refused when strict") {
+        for (std::uint64_t byte = offsets[kRecords - 1]; byte < offsets[kRecords]; ++byte) {
+            CAPTURE(byte);
+            std::string damaged = full;
+            damaged[byte] = static_cast<char>(damaged[byte] ^ 0x10);
+            FaultFileSystem fs;
+            plant_segment(fs, damaged);
+            std::vector<ReplayedOp> replayed;
+            RecoveryReport report;
+            REQUIRE(reopen(fs, RecoveryMode::kTolerateTornTail, replayed, report));
+            CHECK(keys_of(replayed) == keys({1, 2, 3, 4}));
+            fs.set_contents(segment_path(1), damaged);
+            CHECK(reopen(fs, RecoveryMode::kAbsoluteConsistency, replayed, report).code() == StatusCode::kCorruption);
+        }
+    }
+}
+
+TEST_CASE("Each recovery mode on the same damaged middle record", "[wal][recovery]") {
+    FaultFileSystem pristine;
+    const std::vector<std::uint64_t> offsets = write_log(pristine);
+    std::string damaged = pristine.contents(segment_path(1));
+    const std::uint64_t bad = offsets[2];
+    damaged[bad + wal::kRecordHeaderSize + 1] ^= 0x01;  // a payload byte of record 3
+
+    FaultFileSystem fs;
+    REQUIRE(fs.create_dir(kLogDir, 0700));
+    std::vector<ReplayedOp> replayed;
+    RecoveryReport report;
+
+    SECTION("tolerate torn tail refuses: valid records follow the damage") {
+        fs.set_contents(segment_path(1), damaged);
+        const Status status = reopen(fs, RecoveryMode::kTolerateTornTail, replayed, report);
+        CHECK(status.code() == StatusCode::kCorruption);
+        CHECK(mentions(status, "bad payload checksum"));
+        CHECK(mentions(status, "at offset " + std::to_string(bad)));
+    }
+    SECTION("absolute consistency refuses") {
+        fs.set_contents(segment_path(1), damaged);
+        CHECK(reopen(fs, RecoveryMode::kAbsoluteConsistency, replayed, report).code() == StatusCode::kCorruption);
+    }
+    SECTION("point in time keeps the records before the damage and drops the rest") {
+        fs.set_contents(segment_path(1), damaged);
+        REQUIRE(reopen(fs, RecoveryMode::kPointInTime, replayed, report));
+        CHECK(keys_of(replayed) == keys({1, 2}));
+        CHECK(report.truncated);
+        REQUIRE(report.dropped.size() == 1);
+        CHECK(report.dropped[0].offset == bad);
+        CHECK(report.last_lsn == 2);
+        // The next record takes LSN 3 and a strict open accepts the result.
+        std::unique_ptr<SyncWAL> wal;
+        REQUIRE(open_collecting(fs, replayed, wal));
+        Lsn lsn = 0;
+        REQUIRE(wal->append(put("next", "one"), lsn));
+        CHECK(lsn == 3);
+        REQUIRE(wal->commit(lsn));
+        wal.reset();
+        REQUIRE(reopen(fs, RecoveryMode::kAbsoluteConsistency, replayed, report));
+        CHECK(keys_of(replayed) == std::vector<std::string>{key_of(1), key_of(2), "next"});
+    }
+    SECTION("skip bad records applies everything valid around the damage") {
+        fs.set_contents(segment_path(1), damaged);
+        REQUIRE(reopen(fs, RecoveryMode::kSkipBadRecords, replayed, report));
+        CHECK(keys_of(replayed) == keys({1, 2, 4, 5}));
+        REQUIRE(report.dropped.size() == 1);
+        CHECK(report.dropped[0].offset == bad);
+        CHECK(report.dropped[0].bytes == offsets[3] - bad);
+        CHECK(report.last_lsn == 5);
+        CHECK(fs.contents(segment_path(1)) == damaged);  // the evidence stays
+    }
+}
+
+TEST_CASE("Damage in an older segment is never a torn tail", "[wal][recovery]") {
+    FaultFileSystem fs;
+    std::vector<ReplayedOp> replayed;
+    {
+        std::unique_ptr<SyncWAL> wal;
+        REQUIRE(open_collecting(fs, replayed, wal));
+        REQUIRE(wal->write(put(key_of(1), value_of(1))));
+        REQUIRE(wal->write(put(key_of(2), value_of(2))));
+        Lsn next = 0;
+        REQUIRE(wal->rotate(next));
+        CHECK(next == 3);
+        REQUIRE(wal->write(put(key_of(3), value_of(3))));
+    }
+    std::string first = fs.contents(segment_path(1));
+    first.pop_back();  // the last record of the first segment is cut short
+    fs.set_contents(segment_path(1), first);
+    RecoveryReport report;
+    const Status status = reopen(fs, RecoveryMode::kTolerateTornTail, replayed, report);
+    CHECK(status.code() == StatusCode::kCorruption);
+    CHECK(mentions(status, "not the newest"));
+
+    REQUIRE(reopen(fs, RecoveryMode::kPointInTime, replayed, report));
+    CHECK(keys_of(replayed) == keys({1}));
+    bool set_aside = false;
+    for (const std::string& path : fs.paths()) set_aside |= path == segment_path(3) + ".damaged";
+    CHECK(set_aside);
+}
+
+TEST_CASE("A missing record is a gap in the LSNs", "[wal][recovery]") {
+    FaultFileSystem pristine;
+    const std::vector<std::uint64_t> offsets = write_log(pristine);
+    const std::string full = pristine.contents(segment_path(1));
+    const std::string without_third =
+        full.substr(0, offsets[2]) + full.substr(offsets[3]);
+
+    FaultFileSystem fs;
+    plant_segment(fs, without_third);
+    std::vector<ReplayedOp> replayed;
+    RecoveryReport report;
+    const Status status = reopen(fs, RecoveryMode::kTolerateTornTail, replayed, report);
+    CHECK(status.code() == StatusCode::kCorruption);
+    CHECK(mentions(status, "LSN 4 where 3 was expected"));
+    fs.set_contents(segment_path(1), without_third);
+    REQUIRE(reopen(fs, RecoveryMode::kSkipBadRecords, replayed, report));
+    CHECK(keys_of(replayed) == keys({1, 2, 4, 5}));
+}
+
+TEST_CASE("A length field is checked against the limit and the file before anything is read for it",
+          "[wal][recovery]") {
+    FaultFileSystem pristine;
+    const std::vector<std::uint64_t> offsets = write_log(pristine);
+    const std::string full = pristine.contents(segment_path(1));
+
+    // A header with a valid checksum that claims a huge payload.
+    auto forged_header = [](std::uint32_t length) {
+        std::string header(wal::kRecordHeaderSize, '\0');
+        wal::put_u32(header.data() + wal::kLengthAt, length);
+        header[wal::kTypeAt] = static_cast<char>(LogRecordType::kPut);
+        wal::put_u64(header.data() + wal::kLsnAt, kRecords + 1);
+        wal::put_u32(header.data(), wal::checksum(header.data() + 4, wal::kRecordHeaderSize - 4));
+        return header;
+    };
+    for (const std::uint32_t length : {wal::kMaxPayload, wal::kMaxPayload + 1, ~std::uint32_t{0}}) {
+        CAPTURE(length);
+        FaultFileSystem fs;
+        REQUIRE(fs.create_dir(kLogDir, 0700));
+        const std::string forged = full + forged_header(length);
+        fs.set_contents(segment_path(1), forged);
+        std::vector<ReplayedOp> replayed;
+        RecoveryReport report;
+        const Status status = reopen(fs, RecoveryMode::kAbsoluteConsistency, replayed, report);
+        CHECK(status.code() == StatusCode::kCorruption);
+        CHECK((mentions(status, "record cut short") || mentions(status, "beyond the format's limit")));
+        CHECK(mentions(status, "at offset " + std::to_string(offsets[kRecords])));
+        CHECK(fs.largest_read() <= forged.size());
+    }
+}
+
+TEST_CASE("An empty newest segment (a crash right after creating it) is not damage", "[wal][recovery]") {
+    FaultFileSystem fs;
+    write_log(fs);
+    fs.set_contents(segment_path(kRecords + 1), "");
+    std::vector<ReplayedOp> replayed;
+    RecoveryReport report;
+    REQUIRE(reopen(fs, RecoveryMode::kAbsoluteConsistency, replayed, report));
+    CHECK(replayed.size() == kRecords);
+}
