@@ -80,6 +80,8 @@ struct LogStats {
     std::uint64_t bytes = 0;  ///< bytes written, headers included
     std::uint64_t syncs = 0;
     std::uint64_t largest_group = 0;  ///< most records made durable by one sync
+    std::uint64_t largest_group_bytes = 0;  ///< most bytes written by one group
+    std::uint64_t max_pending_bytes = 0;    ///< most bytes of records ever waiting to be written
     double average_group = 0;         ///< records per sync
     double average_sync_micros = 0;
     double max_sync_micros = 0;

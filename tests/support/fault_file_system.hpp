@@ -9,6 +9,7 @@
 #include <kvstore/file_system.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <map>
 #include <memory>
@@ -17,6 +18,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace kvstore::test {
@@ -31,9 +33,18 @@ public:
         fault_ = Fault{std::move(call), error, skip};
     }
 
-    /// Forgets everything not synced, as a power cut would.
+    /// Every sync first sleeps this long (outside the file system's lock),
+    /// as a disk would.
+    void set_sync_delay(std::chrono::microseconds delay) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        sync_delay_ = delay;
+    }
+
+    /// Forgets everything not synced, as a power cut would. Until revive(),
+    /// every call fails with EIO, as nothing runs without power.
     void power_cut() {
         std::lock_guard<std::mutex> lock(mutex_);
+        powered_ = false;
         files_.clear();
         for (auto& [path, file] : durable_entries_) {
             auto copy = std::make_shared<File>();
@@ -42,6 +53,11 @@ public:
             files_[path] = copy;
         }
         durable_entries_ = files_;
+    }
+
+    void revive() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        powered_ = true;
     }
 
     /// The bytes of `path` that a power cut would keep (empty if its
@@ -162,6 +178,7 @@ public:
 
     Status remove(const std::string& path) override {
         std::lock_guard<std::mutex> lock(mutex_);
+        if (Status status = take_fault("unlink", path); !status) return status;
         if (files_.erase(path) == 0) return Status::io_error("unlink", path, ENOENT);
         return Status::ok();
     }
@@ -198,6 +215,7 @@ private:
             return Status::ok();
         }
         Status sync() override {
+            std::this_thread::sleep_for(fs_.sync_delay());
             std::lock_guard<std::mutex> lock(fs_.mutex_);
             if (Status status = fs_.take_fault("fdatasync", path_); !status) return status;
             file_->synced = file_->data.size();
@@ -247,8 +265,14 @@ private:
         return slash == std::string::npos ? std::string() : path.substr(0, slash);
     }
 
+    std::chrono::microseconds sync_delay() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return sync_delay_;
+    }
+
     // REQUIRES: mutex_ held.
     Status take_fault(const char* call, const std::string& path) {
+        if (!powered_) return Status::io_error(call, path, EIO);
         if (!fault_ || fault_->call != call) return Status::ok();
         if (fault_->skip-- > 0) return Status::ok();
         const int error = fault_->error;
@@ -264,6 +288,8 @@ private:
     std::optional<Fault> fault_;
     int syncs_ = 0;
     std::size_t largest_read_ = 0;
+    std::chrono::microseconds sync_delay_{0};
+    bool powered_ = true;
 };
 
 }  // namespace kvstore::test

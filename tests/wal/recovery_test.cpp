@@ -307,3 +307,35 @@ TEST_CASE("An empty newest segment (a crash right after creating it) is not dama
     REQUIRE(reopen(fs, RecoveryMode::kAbsoluteConsistency, replayed, report));
     CHECK(replayed.size() == kRecords);
 }
+
+TEST_CASE("A batch cut anywhere is applied whole or not at all", "[wal][recovery]") {
+    FaultFileSystem pristine;
+    std::vector<ReplayedOp> replayed;
+    {
+        std::unique_ptr<SyncWAL> wal;
+        REQUIRE(open_collecting(pristine, replayed, wal));
+        REQUIRE(wal->write(put("before", "batch")));
+        const std::vector<LogOperation> batch{put("b1", "v1"), put("b2", "v2"), {LogRecordType::kErase, "before", "", 0}};
+        Lsn lsn = 0;
+        REQUIRE(wal->append_batch(batch, lsn));
+        REQUIRE(wal->commit(lsn));
+    }
+    const std::string full = pristine.contents(segment_path(1));
+    std::uint64_t batch_offset = 0;
+    RecoveryReport report;
+    REQUIRE(wal::replay_log(
+        pristine, kLogDir, 2, RecoveryMode::kAbsoluteConsistency, false,
+        [&](const LogRecord& record) {
+            batch_offset = record.offset;
+            return Status::ok();
+        },
+        report));
+    for (std::uint64_t cut = batch_offset; cut <= full.size(); ++cut) {
+        CAPTURE(cut);
+        FaultFileSystem fs;
+        plant_segment(fs, full.substr(0, cut));
+        REQUIRE(reopen(fs, RecoveryMode::kTolerateTornTail, replayed, report));
+        const std::size_t expected = cut == full.size() ? 4 : 1;
+        CHECK(replayed.size() == expected);
+    }
+}

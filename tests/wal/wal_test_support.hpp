@@ -49,6 +49,23 @@ Status open_collecting(FaultFileSystem& fs, std::vector<ReplayedOp>& replayed, s
     return status;
 }
 
+/// A log over a FaultFileSystem: set `options`, then open().
+template <class Log>
+struct LogFixture {
+    FaultFileSystem fs;
+    LogOptions options;
+    std::vector<ReplayedOp> replayed;
+    RecoveryReport report;
+    std::unique_ptr<Log> wal;
+
+    Status open() { return open_collecting(fs, replayed, wal, options, &report); }
+    /// Closes the log (if open) and opens it again.
+    Status reopen() {
+        wal.reset();
+        return open();
+    }
+};
+
 /// The path of the segment that starts at `first_lsn`.
 inline std::string segment_path(Lsn first_lsn) { return kLogDir + "/" + detail::log::segment_name(first_lsn); }
 

@@ -55,6 +55,7 @@ Status replay_log(FileSystem& fs, const std::string& dir, Lsn from_lsn, Recovery
 
     Lsn last = 0;
     bool stop = false;
+    std::size_t stopped_in = 0;  // the segment where replay stopped, if it did
     for (std::size_t i = first_needed; i < segments.size() && !stop; ++i) {
         const bool newest = i + 1 == segments.size();
         const std::string path = join_path(dir, segments[i].name);
@@ -100,6 +101,7 @@ Status replay_log(FileSystem& fs, const std::string& dir, Lsn from_lsn, Recovery
             report.dropped.push_back({path, damaged_at, size - damaged_at, (torn_tail ? "torn tail: " : "") + why});
             report.truncated = true;
             stop = true;
+            stopped_in = i;
             if (!repair) return false;
             // A segment without a whole file header is set aside rather than
             // left empty, which a later replay would take for corruption.
@@ -147,9 +149,8 @@ Status replay_log(FileSystem& fs, const std::string& dir, Lsn from_lsn, Recovery
     // kPointInTime: what follows the stopping point is set aside, so that
     // new records never share an LSN with old ones.
     if (stop && mode == RecoveryMode::kPointInTime) {
-        for (const Segment& segment : segments) {
-            if (segment.first_lsn <= last) continue;
-            const std::string path = join_path(dir, segment.name);
+        for (std::size_t later = stopped_in + 1; later < segments.size(); ++later) {
+            const std::string path = join_path(dir, segments[later].name);
             std::uint64_t size = 0;
             if (Status status = fs.file_size(path, size); !status) return status;
             report.dropped.push_back({path, 0, size, "after the point where recovery stopped"});

@@ -218,6 +218,7 @@ private:
         pending_.resize(at + record_size);
         char* out = pending_.data() + at;
         encode(out + log::kRecordHeaderSize);
+        stats_.max_pending_bytes = std::max<std::uint64_t>(stats_.max_pending_bytes, pending_.size());
         lsn = ++last_lsn_;
         log::seal_record(out, type, lsn, now_micros(), static_cast<std::uint32_t>(payload));
         record_ends_.push_back({lsn, pending_.size()});
@@ -238,12 +239,12 @@ private:
             waiters_.push_back(&self);
             self.wakeup.wait(lock, [&] { return self.lead || self.done; });
             waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &self));
-            if (self.done) return durable_lsn_ >= lsn ? Status::ok() : Status::failed(failure_);
+            if (self.done) return durable_lsn_ >= lsn ? Status::ok() : failure_;
         }
         leading_ = true;
         while (durable_lsn_ < lsn && failure_) write_group(lock, lsn);
         release_leadership();
-        return durable_lsn_ >= lsn ? Status::ok() : Status::failed(failure_);
+        return durable_lsn_ >= lsn ? Status::ok() : failure_;
     }
 
     // The leader writes and syncs one group. REQUIRES: lock held, leading_.
@@ -285,19 +286,18 @@ private:
         if (status) status = segment_->sync();
         const double micros =
             std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started).count();
-        segment_bytes_ += writing_.size();
-        if (status && segment_bytes_ >= options_.segment_bytes) status = start_segment(group_last + 1);
         lock.lock();
-
         if (!status) {
             fail(status);
             return;
         }
+        segment_bytes_ += writing_.size();
         stats_.records += records;
         stats_.bytes += writing_.size();
         ++stats_.syncs;
         synced_records_ += records;
         stats_.largest_group = std::max<std::uint64_t>(stats_.largest_group, records);
+        stats_.largest_group_bytes = std::max<std::uint64_t>(stats_.largest_group_bytes, writing_.size());
         sync_micros_total_ += micros;
         stats_.max_sync_micros = std::max(stats_.max_sync_micros, micros);
         durable_lsn_ = group_last;
@@ -307,6 +307,13 @@ private:
                 waiter->done = true;
                 waiter->wakeup.notify_one();
             }
+        }
+
+        if (segment_bytes_ >= options_.segment_bytes) {
+            lock.unlock();
+            status = start_segment(group_last + 1);
+            lock.lock();
+            if (!status) fail(status);
         }
     }
 
