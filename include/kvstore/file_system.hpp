@@ -26,6 +26,16 @@ public:
     /// Returns once everything appended so far is on stable storage
     /// (fdatasync; F_FULLFSYNC on macOS).
     virtual Status sync() = 0;
+    /// Makes the file at least `bytes` long by writing zeros after what was
+    /// appended, and syncs that; later appends overwrite the zeros. Appends
+    /// into written blocks leave the file's size and allocation alone, so
+    /// their syncs write no metadata (PostgreSQL zero-fills its WAL for the
+    /// same reason). Readers see the zeros after the appended bytes. The
+    /// default does nothing.
+    virtual Status preallocate(std::uint64_t bytes) {
+        (void)bytes;
+        return Status::ok();
+    }
     virtual Status close() = 0;
 };
 

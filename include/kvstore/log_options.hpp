@@ -38,6 +38,11 @@ struct LogOptions {
     RecoveryMode recovery_mode = RecoveryMode::kTolerateTornTail;
     /// A segment is closed and a new one started once it holds this much.
     std::size_t segment_bytes = std::size_t{64} << 20;
+    /// Each segment is zero-filled this far ahead of its last record, so
+    /// that a sync writes data without metadata (0 turns this off). Filling
+    /// happens between groups and delays the next group by about the time
+    /// it takes to write this much.
+    std::size_t preallocate_bytes = std::size_t{1} << 20;
     /// Most bytes of records waiting to be written; appenders wait when
     /// they would exceed it (a single larger record is still accepted).
     std::size_t buffer_bytes = std::size_t{16} << 20;

@@ -47,9 +47,13 @@ public:
         powered_ = false;
         files_.clear();
         for (auto& [path, file] : durable_entries_) {
+            // Appends go only after the synced bytes; what they wrote is lost
+            // and the (synced) preallocated zeros under them come back.
             auto copy = std::make_shared<File>();
             copy->data = file->data.substr(0, file->synced);
-            copy->synced = copy->data.size();
+            copy->data.resize(file->durable_size, '\0');
+            copy->end = copy->synced = file->synced;
+            copy->durable_size = file->durable_size;
             files_[path] = copy;
         }
         durable_entries_ = files_;
@@ -60,8 +64,8 @@ public:
         powered_ = true;
     }
 
-    /// The bytes of `path` that a power cut would keep (empty if its
-    /// directory entry is not durable).
+    /// The appended bytes of `path` that a power cut would keep (empty if
+    /// its directory entry is not durable).
     std::string durable_contents(const std::string& path) const {
         std::lock_guard<std::mutex> lock(mutex_);
         const auto it = durable_entries_.find(path);
@@ -69,11 +73,18 @@ public:
         return it->second->data.substr(0, it->second->synced);
     }
 
-    /// The current bytes of `path`.
+    /// The bytes appended to `path` (without preallocated zeros after them).
     std::string contents(const std::string& path) const {
         std::lock_guard<std::mutex> lock(mutex_);
         const auto it = files_.find(path);
-        return it == files_.end() ? std::string() : it->second->data;
+        return it == files_.end() ? std::string() : it->second->data.substr(0, it->second->end);
+    }
+
+    /// The size of `path` as a reader sees it, preallocated zeros included.
+    std::size_t size_of(const std::string& path) const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const auto it = files_.find(path);
+        return it == files_.end() ? 0 : it->second->data.size();
     }
 
     /// Replaces the bytes of `path` (a test damaging a file); they count as synced.
@@ -82,7 +93,7 @@ public:
         auto& file = files_[path];
         if (!file) file = std::make_shared<File>();
         file->data = std::move(data);
-        file->synced = file->data.size();
+        file->end = file->synced = file->durable_size = file->data.size();
         durable_entries_[path] = file;
     }
 
@@ -171,8 +182,9 @@ public:
         if (Status status = take_fault("ftruncate", path); !status) return status;
         const auto it = files_.find(path);
         if (it == files_.end()) return Status::io_error("open", path, ENOENT);
-        it->second->data.resize(static_cast<std::size_t>(bytes));
-        it->second->synced = it->second->data.size();
+        File& file = *it->second;
+        file.data.resize(static_cast<std::size_t>(bytes));
+        file.end = file.synced = file.durable_size = file.data.size();
         return Status::ok();
     }
 
@@ -192,8 +204,10 @@ public:
 
 private:
     struct File {
-        std::string data;
-        std::size_t synced = 0;
+        std::string data;              // appended bytes, then preallocated zeros
+        std::size_t end = 0;           // where the next append goes
+        std::size_t synced = 0;        // appended bytes that survive a power cut
+        std::size_t durable_size = 0;  // the size a power cut leaves
     };
     struct Fault {
         std::string call;
@@ -207,24 +221,38 @@ private:
             : fs_(fs), path_(std::move(path)), file_(std::move(file)) {}
         Status append(std::string_view data) override {
             std::lock_guard<std::mutex> lock(fs_.mutex_);
-            if (Status status = fs_.take_fault("write", path_); !status) {
-                file_->data.append(data.substr(0, data.size() / 2));
-                return status;
-            }
-            file_->data.append(data);
+            Status status = fs_.take_fault("write", path_);
+            write(status ? data : data.substr(0, data.size() / 2));
+            return status;
+        }
+        Status preallocate(std::uint64_t bytes) override {
+            std::lock_guard<std::mutex> lock(fs_.mutex_);
+            if (Status status = fs_.take_fault("write", path_); !status) return status;
+            if (file_->data.size() < bytes) file_->data.resize(static_cast<std::size_t>(bytes), '\0');
+            file_->synced = file_->end;
+            file_->durable_size = file_->data.size();
             return Status::ok();
         }
         Status sync() override {
             std::this_thread::sleep_for(fs_.sync_delay());
             std::lock_guard<std::mutex> lock(fs_.mutex_);
             if (Status status = fs_.take_fault("fdatasync", path_); !status) return status;
-            file_->synced = file_->data.size();
+            file_->synced = file_->end;
+            file_->durable_size = file_->data.size();
             ++fs_.syncs_;
             return Status::ok();
         }
         Status close() override { return Status::ok(); }
 
     private:
+        // REQUIRES: fs_.mutex_ held.
+        void write(std::string_view data) {
+            std::string& bytes = file_->data;
+            if (bytes.size() < file_->end + data.size()) bytes.resize(file_->end + data.size());
+            bytes.replace(file_->end, data.size(), data);
+            file_->end += data.size();
+        }
+
         FaultFileSystem& fs_;
         std::string path_;
         std::shared_ptr<File> file_;

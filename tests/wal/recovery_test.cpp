@@ -339,3 +339,28 @@ TEST_CASE("A batch cut anywhere is applied whole or not at all", "[wal][recovery
         CHECK(replayed.size() == expected);
     }
 }
+
+TEST_CASE("Preallocated zeros after the last record are the end of the log, not damage", "[wal][recovery]") {
+    FaultFileSystem pristine;
+    const std::vector<std::uint64_t> offsets = write_log(pristine);
+    const std::string full = pristine.contents(segment_path(1));
+    CHECK(pristine.size_of(segment_path(1)) > full.size());  // the writer preallocated
+
+    std::vector<ReplayedOp> replayed;
+    RecoveryReport report;
+    FaultFileSystem zero_tail;
+    plant_segment(zero_tail, full + std::string(10000, '\0'));
+    REQUIRE(reopen(zero_tail, RecoveryMode::kAbsoluteConsistency, replayed, report));
+    CHECK(replayed.size() == kRecords);
+    CHECK(report.dropped.empty());
+
+    // A record torn inside the zeros is a torn tail.
+    FaultFileSystem torn;
+    const std::uint64_t last = offsets[kRecords - 1];
+    plant_segment(torn, full.substr(0, last + 20) + std::string(10000, '\0'));
+    REQUIRE(reopen(torn, RecoveryMode::kTolerateTornTail, replayed, report));
+    CHECK(replayed.size() == kRecords - 1);
+    REQUIRE(report.dropped.size() == 1);
+    CHECK(report.dropped[0].offset == last);
+    CHECK(reopen(torn, RecoveryMode::kAbsoluteConsistency, replayed, report).code() == StatusCode::kOk);
+}

@@ -101,10 +101,12 @@ struct RecordHeader {
 /// Returns nullptr and fills `header` iff the 32 bytes at `in` are a record
 /// header written by kvstore; otherwise returns why not.
 inline const char* parse_record_header(const char* in, RecordHeader& header) noexcept {
-    if (get_u32(in + kHeaderChecksumAt) != checksum(in + 4, kRecordHeaderSize - 4)) return "bad header checksum";
+    // The cheap checks first: a reader looking for the next record after
+    // damage runs this at every offset.
     const auto type = static_cast<std::uint8_t>(in[kTypeAt]);
     if (!is_record_type(type)) return "unknown record type";
     if (in[kTypeAt + 1] != 0 || in[kTypeAt + 2] != 0 || in[kTypeAt + 3] != 0) return "reserved header bytes set";
+    if (get_u32(in + kHeaderChecksumAt) != checksum(in + 4, kRecordHeaderSize - 4)) return "bad header checksum";
     header.payload_checksum = get_u32(in + kPayloadChecksumAt);
     header.length = get_u32(in + kLengthAt);
     header.type = static_cast<RecordType>(type);

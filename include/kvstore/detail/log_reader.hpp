@@ -52,9 +52,10 @@ public:
         return Next::kRecord;
     }
 
-    /// Reads the record at offset().
+    /// Reads the record at offset(). Zeros from there to the end of the
+    /// file are the end too: what a writer preallocated and did not use.
     Next next(RecordView& record) {
-        if (offset_ == file_size_) return Next::kEnd;
+        if (offset_ == file_size_ || rest_is_zero()) return Next::kEnd;
         if (file_size_ - offset_ < kRecordHeaderSize) {
             if (!fill(offset_, file_size_ - offset_)) return damaged(nullptr);
             return damaged("record header cut short");
@@ -94,6 +95,18 @@ public:
     }
 
 private:
+    bool rest_is_zero() {
+        if (!fill(offset_, 1) || *window(offset_) != 0) return false;
+        for (std::uint64_t at = offset_; at < file_size_;) {
+            const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(kReadSize, file_size_ - at));
+            if (!fill(at, chunk)) return false;
+            const char* bytes = window(at);
+            if (std::any_of(bytes, bytes + chunk, [](char byte) { return byte != 0; })) return false;
+            at += chunk;
+        }
+        return true;
+    }
+
     Next damaged(const char* why) {
         damage_ = why != nullptr ? why : "unreadable";
         return Next::kDamaged;

@@ -3,6 +3,7 @@
 
 #include <kvstore/file_system.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <dirent.h>
 #include <fcntl.h>
@@ -41,13 +42,16 @@ public:
         if (fd_ >= 0) ::close(fd_);
     }
 
-    Status append(std::string_view data) override {
-        while (!data.empty()) {
-            const ssize_t written = retry_on_eintr([&] { return ::write(fd_, data.data(), data.size()); });
-            if (written < 0) return Status::io_error("write", path_, errno);
-            data.remove_prefix(static_cast<std::size_t>(written));
+    Status append(std::string_view data) override { return write_at(appended_, data, appended_); }
+
+    Status preallocate(std::uint64_t bytes) override {
+        static const std::string zeros(std::size_t{1} << 20, '\0');
+        while (allocated_ < bytes) {
+            const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(zeros.size(), bytes - allocated_));
+            if (Status status = write_at(allocated_, std::string_view(zeros).substr(0, chunk), allocated_); !status)
+                return status;
         }
-        return Status::ok();
+        return sync();
     }
 
     Status sync() override {
@@ -63,8 +67,25 @@ public:
     }
 
 private:
+    // Writes `data` at `offset` and advances `end` past it (appends go after
+    // the appended bytes, not after the preallocated zeros).
+    Status write_at(std::uint64_t offset, std::string_view data, std::uint64_t& end) {
+        while (!data.empty()) {
+            const ssize_t written = retry_on_eintr(
+                [&] { return ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset)); });
+            if (written < 0) return Status::io_error("write", path_, errno);
+            data.remove_prefix(static_cast<std::size_t>(written));
+            offset += static_cast<std::uint64_t>(written);
+        }
+        end = offset;
+        allocated_ = std::max(allocated_, offset);
+        return Status::ok();
+    }
+
     int fd_;
     std::string path_;
+    std::uint64_t appended_ = 0;
+    std::uint64_t allocated_ = 0;
 };
 
 class PosixReadableFile final : public ReadableFile {

@@ -3,21 +3,30 @@
 // append() assigns the next LSN and encodes the record into an in-memory
 // buffer under a short mutex; it is what a caller does inside the critical
 // section that applies the change, so that log order equals apply order.
-// commit(lsn) then waits, outside that section, until the record is durable:
+// commit(lsn) then waits, outside that section, until the record is durable.
+// Whoever writes takes a group of records from the front of the buffer and
+// writes it with one append and one sync, with the mutex released; only one
+// writer (the "leader") does so at a time.
 //
-//   - Writers waiting in commit() queue up. The first becomes the leader: it
-//     takes a group of records from the front of the buffer, writes it with
-//     one append and one sync, with the mutex released, then wakes exactly
-//     the waiters whose records that sync covered and hands leadership to
-//     the first one left. Writers that arrive during a sync form the next
-//     group. SyncWAL's leader takes the records up to its own only, so every
-//     write pays for one sync of its own.
-//   - In the relaxed mode commit() returns at once and a background thread
-//     writes and syncs the buffer every flush interval.
+//   - kEachWrite (SyncWAL): the committing thread leads itself and takes the
+//     records up to its own, so every write pays for a sync of its own.
+//     Committers that find a leader at work queue up and the leader hands
+//     over to the first when it is done.
+//   - kGroup (GroupCommitWAL): a log thread leads. Committers queue up; the
+//     log thread takes every record waiting (up to max_group_bytes), and
+//     when the sync returns marks exactly the committers it made durable.
+//     Those arriving during a sync form the next group, which starts as
+//     soon as the sync returns: no hand-over, so the disk never waits for a
+//     thread to be scheduled.
+//   - kInterval (relaxed GroupCommitWAL): commit() returns at once; the log
+//     thread writes and syncs once per interval.
+//
+// Committers made durable are woken one after another, each waking the next,
+// so the leader pays for one wake-up per group rather than one per writer.
 //
 // A failed write or sync is final (after a failed fsync the kernel may have
 // dropped the dirty pages, so a retry could report success for lost data):
-// every waiter not yet durable and every later call gets the error.
+// every committer not yet durable gets the error, and every later call too.
 #pragma once
 
 #include <kvstore/detail/log_record.hpp>
@@ -93,39 +102,35 @@ public:
     Status rotate(Lsn& first_lsn) {
         std::unique_lock<std::mutex> lock(mutex_);
         if (Status status = make_durable(lock, last_lsn_); !status) return status;
-        if (!wait_for_leadership(lock)) return Status::failed(failure_);
-        Status status = failure_;
-        if (status && segment_first_lsn_.load() <= durable_lsn_) {
+        if (!become_leader(lock)) return failure_;
+        if (segment_first_lsn_ <= durable_lsn_) {
             lock.unlock();
-            status = start_segment(durable_lsn_ + 1);
+            Status status = start_segment(durable_lsn_ + 1);
             lock.lock();
             if (!status) fail(status);
         }
         first_lsn = segment_first_lsn_;
-        release_leadership();
-        return status;
+        step_down();
+        return failure_;
     }
 
-    /// Makes everything durable, stops the flusher and closes the segment.
-    /// Later appends fail.
+    /// Makes everything durable, stops the log thread and closes the
+    /// segment. Later calls fail. REQUIRES: no other thread is in a call.
     Status close() {
         Status status = flush();
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (closed_) return status;
-            closed_ = true;
-            stopping_ = true;
-        }
-        flusher_wakeup_.notify_all();
-        if (flusher_.joinable()) flusher_.join();
-        std::lock_guard<std::mutex> lock(mutex_);
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (closed_) return status;
+        closed_ = true;
+        if (failure_) fail(Status::invalid_argument("the log at " + dir_ + " is closed"));
+        log_thread_wakeup_.notify_all();
+        lock.unlock();
+        if (log_thread_.joinable()) log_thread_.join();
+        lock.lock();
         if (segment_) {
             Status closing = segment_->close();
             if (status && !closing) status = closing;
             segment_.reset();
         }
-        if (status && !failure_) status = failure_;
-        if (failure_) failure_ = Status::invalid_argument("the log at " + dir_ + " is closed");
         return status;
     }
 
@@ -134,7 +139,11 @@ public:
     Status remove_segments_before(Lsn lsn) {
         std::vector<log::Segment> segments;
         if (Status status = log::list_segments(fs_, dir_, segments); !status) return status;
-        const Lsn current_first = segment_first_lsn_.load();
+        Lsn current_first = 0;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            current_first = segment_first_lsn_;
+        }
         bool removed = false;
         for (std::size_t i = 0; i + 1 < segments.size(); ++i) {
             if (segments[i + 1].first_lsn > lsn || segments[i].first_lsn >= current_first) break;
@@ -149,8 +158,7 @@ public:
         LogStats stats = stats_;
         stats.last_lsn = last_lsn_;
         stats.durable_lsn = durable_lsn_;
-        stats.segments = segments_started_.load();
-        stats.average_group = stats_.syncs == 0 ? 0 : static_cast<double>(synced_records_) / stats_.syncs;
+        stats.average_group = stats_.syncs == 0 ? 0 : static_cast<double>(stats_.records) / stats_.syncs;
         stats.average_sync_micros = stats_.syncs == 0 ? 0 : sync_micros_total_ / stats_.syncs;
         return stats;
     }
@@ -171,7 +179,7 @@ protected:
         const Lsn last = std::max(report.last_lsn, from_lsn == 0 ? 0 : from_lsn - 1);
         std::unique_ptr<Log> opened(new Log(fs, dir, options, mode, last));
         if (Status status = opened->start_segment(last + 1); !status) return status;
-        if (mode == CommitMode::kInterval) opened->flusher_ = std::thread([raw = opened.get()] { raw->flush_loop(); });
+        if (mode != CommitMode::kEachWrite) opened->log_thread_ = std::thread([raw = opened.get()] { raw->lead(); });
         log = std::move(opened);
         return Status::ok();
     }
@@ -181,11 +189,18 @@ protected:
 
 private:
     struct Waiter {
-        explicit Waiter(Lsn waits_for) : lsn(waits_for) {}
+        Waiter(Lsn waits_for, bool may_lead) : lsn(waits_for), wants_lead(may_lead) {}
         Lsn lsn;
-        bool lead = false;  // set by the previous leader: lead the next group
+        bool wants_lead;    // leads when its turn comes (kEachWrite, rotate)
+        bool lead = false;  // set by the previous leader: its turn has come
         bool done = false;  // made durable, or failed
+        bool woken = false;
         std::condition_variable wakeup;
+    };
+
+    struct RecordEnd {
+        Lsn lsn;
+        std::size_t offset;  // in pending_, just past the record
     };
 
     static std::uint64_t now_micros() {
@@ -201,16 +216,14 @@ private:
                                             std::to_string(log::kMaxPayload) + "-byte limit");
         const std::size_t record_size = log::kRecordHeaderSize + payload;
         std::unique_lock<std::mutex> lock(mutex_);
-        // A full buffer holds appenders back until a group is written: in
-        // the relaxed mode by the flusher, otherwise by the appender itself
-        // when no leader is at work.
+        // A full buffer holds appenders back until a group is written.
         while (failure_ && !pending_.empty() && pending_.size() + record_size > options_.buffer_bytes) {
             if (mode_ == CommitMode::kInterval) {
                 flush_requested_ = true;
-                flusher_wakeup_.notify_one();
+                log_thread_wakeup_.notify_one();
                 buffer_space_.wait(lock);
             } else {
-                (void)make_durable(lock, last_lsn_);
+                (void)make_durable(lock, record_ends_.front().lsn);
             }
         }
         if (!failure_) return Status::failed(failure_);
@@ -218,45 +231,66 @@ private:
         pending_.resize(at + record_size);
         char* out = pending_.data() + at;
         encode(out + log::kRecordHeaderSize);
-        stats_.max_pending_bytes = std::max<std::uint64_t>(stats_.max_pending_bytes, pending_.size());
         lsn = ++last_lsn_;
         log::seal_record(out, type, lsn, now_micros(), static_cast<std::uint32_t>(payload));
         record_ends_.push_back({lsn, pending_.size()});
+        stats_.max_pending_bytes = std::max<std::uint64_t>(stats_.max_pending_bytes, pending_.size());
         return Status::ok();
     }
 
-    // Waits until `lsn` is durable, leading groups when it is this writer's
-    // turn. REQUIRES: `lock` holds mutex_.
+    // Waits until `lsn` is durable. REQUIRES: `lock` holds mutex_.
     Status make_durable(std::unique_lock<std::mutex>& lock, Lsn lsn) {
         if (durable_lsn_ >= lsn) return Status::ok();
         if (!failure_) return Status::failed(failure_);
-        if (mode_ == CommitMode::kInterval) {
-            flush_requested_ = true;
-            flusher_wakeup_.notify_one();
-        }
-        Waiter self{lsn};
-        if (leading_) {
+        const bool leads_itself = mode_ == CommitMode::kEachWrite;
+        Waiter self(lsn, leads_itself);
+        if (leading_ || !leads_itself) {
             waiters_.push_back(&self);
+            if (!leads_itself) log_thread_wakeup_.notify_one();
             self.wakeup.wait(lock, [&] { return self.lead || self.done; });
-            waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &self));
+            leave(self);
             if (self.done) return durable_lsn_ >= lsn ? Status::ok() : failure_;
         }
         leading_ = true;
         while (durable_lsn_ < lsn && failure_) write_group(lock, lsn);
-        release_leadership();
+        step_down();
         return durable_lsn_ >= lsn ? Status::ok() : failure_;
     }
 
-    // The leader writes and syncs one group. REQUIRES: lock held, leading_.
+    // The log thread of kGroup and kInterval: writes groups while anyone
+    // waits (or, relaxed, once per interval) until the log is closed.
+    void lead() {
+        std::unique_lock<std::mutex> lock(mutex_);
+        auto has_work = [&] {
+            return !leading_ && !pending_.empty() &&
+                   (flush_requested_ || pending_.size() >= options_.buffer_bytes / 2 ||
+                    std::any_of(waiters_.begin(), waiters_.end(), [](const Waiter* w) { return !w->wants_lead; }));
+        };
+        while (!closed_) {
+            if (mode_ == CommitMode::kInterval) {
+                const auto deadline = std::chrono::steady_clock::now() + options_.flush_interval;
+                log_thread_wakeup_.wait_until(lock, deadline, [&] { return closed_ || has_work(); });
+                flush_requested_ = flush_requested_ || std::chrono::steady_clock::now() >= deadline;
+            } else {
+                log_thread_wakeup_.wait(lock, [&] { return closed_ || has_work(); });
+            }
+            if (leading_ || pending_.empty() || !failure_) continue;
+            flush_requested_ = false;
+            leading_ = true;
+            write_group(lock, ~Lsn{0});
+            step_down();
+        }
+    }
+
+    // The leader writes and syncs one group: up to its own record for
+    // kEachWrite, up to max_group_bytes (at least one record) otherwise.
+    // REQUIRES: lock holds mutex_, this thread leads.
     void write_group(std::unique_lock<std::mutex>& lock, Lsn own_lsn) {
         if (options_.commit_delay.count() > 0 && mode_ == CommitMode::kGroup) {
             lock.unlock();
             std::this_thread::sleep_for(options_.commit_delay);
             lock.lock();
         }
-        // Cut the group at a record boundary: up to the leader's own record
-        // for kEachWrite, up to max_group_bytes (at least one record)
-        // otherwise.
         std::size_t records = 0;
         std::size_t cut = 0;
         for (const RecordEnd& end : record_ends_) {
@@ -295,26 +329,49 @@ private:
         stats_.records += records;
         stats_.bytes += writing_.size();
         ++stats_.syncs;
-        synced_records_ += records;
         stats_.largest_group = std::max<std::uint64_t>(stats_.largest_group, records);
         stats_.largest_group_bytes = std::max<std::uint64_t>(stats_.largest_group_bytes, writing_.size());
         sync_micros_total_ += micros;
         stats_.max_sync_micros = std::max(stats_.max_sync_micros, micros);
         durable_lsn_ = group_last;
         writing_.clear();
-        for (Waiter* waiter : waiters_) {
-            if (waiter->lsn <= durable_lsn_ && !waiter->done) {
-                waiter->done = true;
-                waiter->wakeup.notify_one();
-            }
-        }
+        for (Waiter* waiter : waiters_)
+            if (waiter->lsn <= durable_lsn_) waiter->done = true;
+        wake_next_done();
 
         if (segment_bytes_ >= options_.segment_bytes) {
             lock.unlock();
             status = start_segment(group_last + 1);
             lock.lock();
-            if (!status) fail(status);
+        } else if (options_.preallocate_bytes > 0 && segment_bytes_ + options_.preallocate_bytes / 2 > preallocated_) {
+            const std::uint64_t target =
+                std::min<std::uint64_t>(segment_bytes_ + options_.preallocate_bytes, options_.segment_bytes);
+            if (target > preallocated_) {
+                lock.unlock();
+                status = extend_preallocation(target);
+                lock.lock();
+            }
         }
+        if (!status) fail(status);
+    }
+
+    // Wakes the first committer made durable (or failed) that is still
+    // asleep; each one woken wakes the next. REQUIRES: lock held.
+    void wake_next_done() {
+        for (Waiter* waiter : waiters_) {
+            if (waiter->done && !waiter->woken) {
+                waiter->woken = true;
+                waiter->wakeup.notify_one();
+                return;
+            }
+        }
+    }
+
+    // Removes a woken waiter from the queue and passes the wake-up on.
+    void leave(Waiter& self) {
+        waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &self));
+        self.woken = true;
+        wake_next_done();
     }
 
     // Puts the log in its failed state and wakes every waiter.
@@ -322,42 +379,43 @@ private:
         failure_ = status;
         pending_.clear();
         record_ends_.clear();
-        for (Waiter* waiter : waiters_) {
-            waiter->done = true;
-            waiter->wakeup.notify_one();
-        }
+        for (Waiter* waiter : waiters_) waiter->done = true;
+        wake_next_done();
         buffer_space_.notify_all();
     }
 
     // Becomes the leader without a record to wait for; false if the log
     // failed first. REQUIRES: lock holds mutex_.
-    bool wait_for_leadership(std::unique_lock<std::mutex>& lock) {
-        Waiter self{~Lsn{0}};  // no group can make it done; only fail() does
+    bool become_leader(std::unique_lock<std::mutex>& lock) {
+        if (!failure_) return false;
         if (leading_) {
+            Waiter self(~Lsn{0}, true);  // no group can make it done; only fail() does
             waiters_.push_front(&self);
             self.wakeup.wait(lock, [&] { return self.lead || self.done; });
-            waiters_.erase(std::find(waiters_.begin(), waiters_.end(), &self));
+            leave(self);
             if (!self.lead) return false;
         }
         leading_ = true;
         return true;
     }
 
-    // Hands the lead to the first waiter not yet served. REQUIRES: lock held.
-    void release_leadership() {
+    // Hands the lead to the first waiter that leads itself, or to the log
+    // thread. REQUIRES: lock held.
+    void step_down() {
         leading_ = false;
         for (Waiter* waiter : waiters_) {
-            if (!waiter->done) {
+            if (waiter->wants_lead && !waiter->done) {
                 waiter->lead = true;
                 leading_ = true;
                 waiter->wakeup.notify_one();
                 return;
             }
         }
+        log_thread_wakeup_.notify_one();
     }
 
     // Creates segment `first_lsn`, writes its header and makes both durable.
-    // Called by the leader (or before the log is shared) without the mutex.
+    // Called by the leader, or before the log is shared, without the mutex.
     Status start_segment(Lsn first_lsn) {
         const std::string path = log::join_path(dir_, log::segment_name(first_lsn));
         std::unique_ptr<WritableFile> file;
@@ -365,6 +423,10 @@ private:
         char header[log::kFileHeaderSize];
         log::write_file_header(header, first_lsn);
         if (Status status = file->append(std::string_view(header, sizeof header)); !status) return status;
+        if (options_.preallocate_bytes > 0) {
+            const std::uint64_t target = std::min<std::uint64_t>(options_.preallocate_bytes, options_.segment_bytes);
+            if (Status status = file->preallocate(target); !status) return status;
+        }
         if (Status status = file->sync(); !status) return status;
         if (Status status = fs_.sync_dir(dir_); !status) return status;
         if (segment_) {
@@ -372,27 +434,20 @@ private:
         }
         segment_ = std::move(file);
         segment_bytes_ = log::kFileHeaderSize;
-        segment_first_lsn_.store(first_lsn);
-        ++segments_started_;
+        preallocated_ = options_.preallocate_bytes > 0 ? std::min<std::uint64_t>(options_.preallocate_bytes,
+                                                                                 options_.segment_bytes)
+                                                       : 0;
+        std::lock_guard<std::mutex> lock(mutex_);
+        segment_first_lsn_ = first_lsn;
+        ++stats_.segments;
         return Status::ok();
     }
 
-    void flush_loop() {
-        std::unique_lock<std::mutex> lock(mutex_);
-        while (!stopping_) {
-            flusher_wakeup_.wait_for(lock, options_.flush_interval, [&] {
-                return stopping_ || flush_requested_ ||
-                       pending_.size() >= options_.buffer_bytes / 2;
-            });
-            flush_requested_ = false;
-            if (!pending_.empty()) (void)make_durable(lock, last_lsn_);
-        }
+    Status extend_preallocation(std::uint64_t target) {
+        if (Status status = segment_->preallocate(target); !status) return status;
+        preallocated_ = target;
+        return Status::ok();
     }
-
-    struct RecordEnd {
-        Lsn lsn;
-        std::size_t offset;  // in pending_, just past the record
-    };
 
     FileSystem& fs_;
     const std::string dir_;
@@ -402,7 +457,6 @@ private:
     mutable std::mutex mutex_;
     std::string pending_;
     std::deque<RecordEnd> record_ends_;
-    std::string writing_;  // the group being written; the leader's alone
     Lsn last_lsn_;
     Lsn durable_lsn_;
     bool leading_ = false;
@@ -410,20 +464,19 @@ private:
     std::condition_variable buffer_space_;
     Status failure_;  // ok until a write or sync fails
     bool closed_ = false;
-
-    std::unique_ptr<WritableFile> segment_;  // the leader's alone
-    std::uint64_t segment_bytes_ = 0;
-    std::atomic<Lsn> segment_first_lsn_{0};
-    std::atomic<std::uint64_t> segments_started_{0};
-
-    std::thread flusher_;
-    std::condition_variable flusher_wakeup_;
-    bool stopping_ = false;
     bool flush_requested_ = false;
-
+    Lsn segment_first_lsn_ = 0;
     LogStats stats_;
-    std::uint64_t synced_records_ = 0;
     double sync_micros_total_ = 0;
+
+    // The leader's alone.
+    std::string writing_;
+    std::unique_ptr<WritableFile> segment_;
+    std::uint64_t segment_bytes_ = 0;
+    std::uint64_t preallocated_ = 0;
+
+    std::thread log_thread_;
+    std::condition_variable log_thread_wakeup_;
 };
 
 }  // namespace kvstore::detail
