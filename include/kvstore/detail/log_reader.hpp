@@ -95,14 +95,15 @@ public:
     }
 
 private:
+    // Scans what is buffered before reading more: a record whose first
+    // byte happens to be zero costs no read.
     bool rest_is_zero() {
-        if (!fill(offset_, 1) || *window(offset_) != 0) return false;
         for (std::uint64_t at = offset_; at < file_size_;) {
-            const auto chunk = static_cast<std::size_t>(std::min<std::uint64_t>(kReadSize, file_size_ - at));
-            if (!fill(at, chunk)) return false;
+            if (!fill(at, 1)) return false;
             const char* bytes = window(at);
-            if (std::any_of(bytes, bytes + chunk, [](char byte) { return byte != 0; })) return false;
-            at += chunk;
+            const auto buffered = static_cast<std::size_t>(buffer_offset_ + buffered_ - at);
+            if (std::any_of(bytes, bytes + buffered, [](char byte) { return byte != 0; })) return false;
+            at += buffered;
         }
         return true;
     }
