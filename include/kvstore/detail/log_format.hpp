@@ -135,25 +135,37 @@ inline const char* parse_file_header(const char* in, std::uint64_t& first_lsn) n
     return nullptr;
 }
 
-/// "wal-00000000000000000001.log": zero-padded so names sort by LSN.
-inline std::string segment_name(std::uint64_t first_lsn) {
-    char name[32];
-    std::snprintf(name, sizeof name, "wal-%020llu.log", static_cast<unsigned long long>(first_lsn));
-    return name;
+/// "<prefix><LSN as 20 decimal digits><suffix>": zero-padded, so that the
+/// names of segments and snapshots sort by LSN.
+inline std::string lsn_file_name(const char* prefix, std::uint64_t lsn, const char* suffix) {
+    char digits[24];
+    std::snprintf(digits, sizeof digits, "%020llu", static_cast<unsigned long long>(lsn));
+    return prefix + std::string(digits) + suffix;
 }
 
-/// Returns true and sets `first_lsn` iff `name` is a segment's name.
-inline bool parse_segment_name(const std::string& name, std::uint64_t& first_lsn) {
-    if (name.size() != 28 || name.compare(0, 4, "wal-") != 0 || name.compare(24, 4, ".log") != 0) return false;
+/// Returns true and sets `lsn` iff `name` is lsn_file_name(prefix, lsn, suffix).
+inline bool parse_lsn_file_name(const std::string& name, const char* prefix, const char* suffix, std::uint64_t& lsn) {
+    const std::size_t prefix_size = std::strlen(prefix);
+    const std::size_t suffix_size = std::strlen(suffix);
+    if (name.size() != prefix_size + 20 + suffix_size || name.compare(0, prefix_size, prefix) != 0 ||
+        name.compare(prefix_size + 20, suffix_size, suffix) != 0)
+        return false;
     std::uint64_t value = 0;
-    for (std::size_t i = 4; i < 24; ++i) {
+    for (std::size_t i = prefix_size; i < prefix_size + 20; ++i) {
         if (name[i] < '0' || name[i] > '9') return false;
         const auto digit = static_cast<std::uint64_t>(name[i] - '0');
         if (value > (~std::uint64_t{0} - digit) / 10) return false;
         value = value * 10 + digit;
     }
-    first_lsn = value;
+    lsn = value;
     return true;
+}
+
+/// "wal-00000000000000000001.log", the segment whose first record has LSN 1.
+inline std::string segment_name(std::uint64_t first_lsn) { return lsn_file_name("wal-", first_lsn, ".log"); }
+
+inline bool parse_segment_name(const std::string& name, std::uint64_t& first_lsn) {
+    return parse_lsn_file_name(name, "wal-", ".log", first_lsn);
 }
 
 }  // namespace kvstore::detail::log

@@ -1,0 +1,152 @@
+#include "catch.hpp"
+#include "fault_file_system.hpp"
+
+#include <kvstore/detail/snapshot_file.hpp>
+
+#include <cerrno>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace kvstore;
+using namespace kvstore::test;
+namespace snapshot = kvstore::detail::snapshot;
+
+namespace {
+
+const std::string kDir = "/db";
+
+struct OwnedEntry {
+    std::string key;
+    std::string value;
+    std::uint64_t expiry;
+    bool operator==(const OwnedEntry& other) const {
+        return key == other.key && value == other.value && expiry == other.expiry;
+    }
+};
+
+std::vector<OwnedEntry> sample_entries() {
+    std::mt19937_64 random(7);
+    std::vector<OwnedEntry> entries{{"", "", 0}, {"empty value", "", 0}, {"huge", std::string(200000, 'h'), 5}};
+    for (int i = 0; i < 3000; ++i) {
+        const std::uint64_t expiry = i % 3 == 0 ? 1'900'000'000'000'000 + random() % 1000 : 0;
+        entries.push_back({"key-" + std::to_string(random()), std::string(random() % 300, static_cast<char>('a' + i % 26)),
+                           expiry});
+    }
+    return entries;
+}
+
+Status write_snapshot(FaultFileSystem& fs, Lsn replay_from, const std::vector<OwnedEntry>& entries) {
+    (void)fs.create_dir(kDir, 0700);
+    snapshot::Writer writer(fs, kDir, replay_from, 0600);
+    if (Status status = writer.open(); !status) return status;
+    for (const OwnedEntry& entry : entries)
+        if (Status status = writer.add({entry.key, entry.value, entry.expiry}); !status) return status;
+    return writer.finish();
+}
+
+Status read_snapshot(FaultFileSystem& fs, const std::string& path, Lsn& replay_from, std::vector<OwnedEntry>& out) {
+    out.clear();
+    std::uint64_t count = 0;
+    return snapshot::read(fs, path, replay_from, count, [&](const snapshot::Entry& entry) {
+        out.push_back({std::string(entry.key), std::string(entry.value), entry.expiry});
+    });
+}
+
+}  // namespace
+
+TEST_CASE("A snapshot round-trips every entry, expiry included, across blocks", "[snapshot]") {
+    FaultFileSystem fs;
+    const std::vector<OwnedEntry> entries = sample_entries();
+    REQUIRE(write_snapshot(fs, 42, entries));
+    const std::string path = kDir + "/" + snapshot::file_name(42);
+    CHECK(fs.contents(path).size() > 3 * snapshot::kBlockTarget);  // several blocks
+
+    Lsn replay_from = 0;
+    std::vector<OwnedEntry> read_back;
+    REQUIRE(read_snapshot(fs, path, replay_from, read_back));
+    CHECK(replay_from == 42);
+    CHECK(read_back == entries);
+
+    FaultFileSystem empty;
+    REQUIRE(write_snapshot(empty, 1, {}));
+    REQUIRE(read_snapshot(empty, kDir + "/" + snapshot::file_name(1), replay_from, read_back));
+    CHECK(read_back.empty());
+}
+
+TEST_CASE("A cut or a flipped bit anywhere in a snapshot is refused with file, offset and reason", "[snapshot]") {
+    FaultFileSystem pristine;
+    std::vector<OwnedEntry> entries = sample_entries();
+    entries.resize(400);
+    REQUIRE(write_snapshot(pristine, 9, entries));
+    const std::string path = kDir + "/" + snapshot::file_name(9);
+    const std::string full = pristine.contents(path);
+
+    // Every byte of the header, the first block header and the trailer, and
+    // a spread of bytes elsewhere.
+    std::vector<std::size_t> positions;
+    for (std::size_t i = 0; i < snapshot::kHeaderSize + snapshot::kBlockHeaderSize; ++i) positions.push_back(i);
+    for (std::size_t i = full.size() - snapshot::kTrailerSize; i < full.size(); ++i) positions.push_back(i);
+    for (std::size_t i = 0; i < full.size(); i += 97) positions.push_back(i);
+
+    for (const std::size_t at : positions) {
+        CAPTURE(at);
+        Lsn replay_from = 0;
+        std::vector<OwnedEntry> read_back;
+        FaultFileSystem fs;
+        REQUIRE(fs.create_dir(kDir, 0700));
+
+        fs.set_contents(path, full.substr(0, at));
+        const Status cut = read_snapshot(fs, path, replay_from, read_back);
+        CHECK(cut.code() == StatusCode::kCorruption);
+        CHECK(cut.message().find(path + " at offset ") == 0);
+
+        std::string flipped = full;
+        flipped[at] = static_cast<char>(flipped[at] ^ (1 << (at % 8)));
+        fs.set_contents(path, flipped);
+        const Status damaged = read_snapshot(fs, path, replay_from, read_back);
+        CHECK(damaged.code() == StatusCode::kCorruption);
+    }
+}
+
+TEST_CASE("An unfinished snapshot leaves only a temporary file", "[snapshot]") {
+    FaultFileSystem fs;
+    REQUIRE(fs.create_dir(kDir, 0700));
+    {
+        snapshot::Writer writer(fs, kDir, 5, 0600);
+        REQUIRE(writer.open());
+        REQUIRE(writer.add({"k", "v", 0}));
+    }
+    std::vector<std::string> names;
+    REQUIRE(fs.list_dir(kDir, names));
+    REQUIRE(names.size() == 1);
+    Lsn lsn = 0;
+    CHECK_FALSE(snapshot::parse_file_name(names[0], lsn));
+    CHECK(snapshot::parse_file_name(snapshot::file_name(5), lsn));
+    CHECK(lsn == 5);
+}
+
+TEST_CASE("A finished snapshot survives a power cut; a failed sync, rename or directory sync is reported",
+          "[snapshot]") {
+    const std::vector<OwnedEntry> entries{{"a", "1", 0}, {"b", "2", 77}};
+    const std::string path = kDir + "/" + snapshot::file_name(3);
+    {
+        FaultFileSystem fs;
+        REQUIRE(write_snapshot(fs, 3, entries));
+        fs.power_cut();
+        fs.revive();
+        Lsn replay_from = 0;
+        std::vector<OwnedEntry> read_back;
+        REQUIRE(read_snapshot(fs, path, replay_from, read_back));
+        CHECK(read_back == entries);
+    }
+    for (const char* call : {"fdatasync", "rename", "fsync-dir", "write"}) {
+        CAPTURE(call);
+        FaultFileSystem fs;
+        REQUIRE(fs.create_dir(kDir, 0700));
+        fs.inject(call, EIO);
+        const Status status = write_snapshot(fs, 3, entries);
+        CHECK(status.code() == StatusCode::kIoError);
+        CHECK(status.message().find(call) == 0);
+    }
+}
