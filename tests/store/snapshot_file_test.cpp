@@ -87,7 +87,7 @@ TEST_CASE("A cut or a flipped bit anywhere in a snapshot is refused with file, o
     std::vector<std::size_t> positions;
     for (std::size_t i = 0; i < snapshot::kHeaderSize + snapshot::kBlockHeaderSize; ++i) positions.push_back(i);
     for (std::size_t i = full.size() - snapshot::kTrailerSize; i < full.size(); ++i) positions.push_back(i);
-    for (std::size_t i = 0; i < full.size(); i += 97) positions.push_back(i);
+    for (std::size_t i = 0; i < full.size(); i += 397) positions.push_back(i);
 
     for (const std::size_t at : positions) {
         CAPTURE(at);

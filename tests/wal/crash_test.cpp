@@ -1,6 +1,7 @@
 // A writing process killed with SIGKILL at a random moment: every record it
 // had acknowledged is read back after reopening, on the real file system.
 #include "catch.hpp"
+#include "kill_child.hpp"
 #include "wal_test_support.hpp"
 
 #include <atomic>
@@ -70,11 +71,7 @@ template <class Log>
     ::_exit(0);
 }
 
-std::vector<std::string> read_lines(int fd) {
-    std::string all;
-    char buffer[4096];
-    ssize_t got = 0;
-    while ((got = ::read(fd, buffer, sizeof buffer)) > 0) all.append(buffer, static_cast<std::size_t>(got));
+std::vector<std::string> lines_of(const std::string& all) {
     std::vector<std::string> lines;
     std::size_t start = 0;
     for (std::size_t end; (end = all.find('\n', start)) != std::string::npos; start = end + 1)
@@ -92,22 +89,10 @@ TEMPLATE_TEST_CASE("SIGKILL at a random point loses no acknowledged record", "[w
     for (int run = 0; run < 6; ++run) {
         const int delay_ms = 20 + static_cast<int>(random() % 150);
         CAPTURE(run, delay_ms);
-        int report[2];
-        REQUIRE(::pipe(report) == 0);
-        const pid_t child = ::fork();
-        REQUIRE(child >= 0);
-        if (child == 0) {
-            ::close(report[0]);
-            write_until_killed<TestType>(dir.path() + "/log", report[1], 4);
-        }
-        ::close(report[1]);
-        std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-        REQUIRE(::kill(child, SIGKILL) == 0);
-        int status = 0;
-        REQUIRE(::waitpid(child, &status, 0) == child);
-        CHECK(WIFSIGNALED(status));
-        for (const std::string& key : read_lines(report[0])) acked[key] = true;
-        ::close(report[0]);
+        const std::string reported = kill_after(std::chrono::milliseconds(delay_ms), [&](int fd) {
+            write_until_killed<TestType>(dir.path() + "/log", fd, 4);
+        });
+        for (const std::string& key : lines_of(reported)) acked[key] = true;
 
         std::map<std::string, std::string> recovered;
         RecoveryReport recovery;

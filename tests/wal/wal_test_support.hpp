@@ -6,6 +6,7 @@
 
 #include <kvstore/durability.hpp>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,6 +43,9 @@ template <class Log>
 Status open_collecting(FaultFileSystem& fs, std::vector<ReplayedOp>& replayed, std::unique_ptr<Log>& log,
                        LogOptions options = {}, RecoveryReport* report_out = nullptr) {
     options.file_system = &fs;
+    // Small preallocation steps: the in-memory files stay small, and the
+    // zero-filling is extended often, so it is exercised often.
+    options.preallocate_bytes = std::min<std::size_t>(options.preallocate_bytes, 4096);
     RecoveryReport report;
     replayed.clear();
     Status status = Log::open(kLogDir, options, 0, collect_into(replayed), report, log);

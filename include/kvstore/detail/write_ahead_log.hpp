@@ -249,7 +249,9 @@ private:
             if (!leads_itself) log_thread_wakeup_.notify_one();
             self.wakeup.wait(lock, [&] { return self.lead || self.done; });
             leave(self);
-            if (self.done) return durable_lsn_ >= lsn ? Status::ok() : failure_;
+            // A waiter handed the lead keeps it even if the log failed
+            // meanwhile, so that it steps down below.
+            if (!self.lead) return durable_lsn_ >= lsn ? Status::ok() : failure_;
         }
         leading_ = true;
         while (durable_lsn_ < lsn && failure_) write_group(lock, lsn);

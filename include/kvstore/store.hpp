@@ -1,0 +1,380 @@
+// kvstore::Store: a ConcurrentMap whose acknowledged writes survive crashes.
+//
+// A Store owns a directory: a LOCK file (one Store per directory, in this
+// process or any other), the log segments of its Durability policy and
+// snapshot files. Opening it loads the newest snapshot, replays the log from
+// the LSN the snapshot names, and starts a new log segment.
+//
+// Every change is applied to the map and appended to the log inside the
+// same shard critical section, so the log's order is the order in which
+// changes were applied; the write call then waits, outside the lock, for
+// what the policy promises (docs/durability.md). Readers may see a change
+// before it is durable, as in Redis.
+//
+// checkpoint() writes a snapshot without stopping the store: it starts a new
+// log segment at LSN L, copies one shard at a time under that shard's shared
+// lock, makes the snapshot durable, then deletes the segments before L.
+// Changes made during the copy may or may not be in the snapshot; replaying
+// their records from L on gives the same state either way, because records
+// hold resulting values.
+#pragma once
+
+#include <kvstore/codec.hpp>
+#include <kvstore/concurrent_map.hpp>
+#include <kvstore/detail/snapshot_file.hpp>
+#include <kvstore/durability.hpp>
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace kvstore {
+
+struct StoreOptions {
+    /// The map's shards and initial capacity (see MapOptions).
+    MapOptions map;
+    /// The log's options; its file_system also holds the snapshots and the
+    /// LOCK file, and its file_mode and dir_mode apply to them.
+    LogOptions log;
+    /// Longest key and value accepted, in encoded bytes; a longer one is
+    /// refused with kInvalidArgument and nothing is written.
+    std::size_t max_key_size = std::size_t{64} << 10;
+    std::size_t max_value_size = std::size_t{64} << 20;
+};
+
+/// What opening a store found.
+struct StoreRecovery {
+    std::string snapshot;           ///< the snapshot loaded ("" if none)
+    std::uint64_t snapshot_entries = 0;
+    RecoveryReport log;             ///< the log replayed after it
+};
+
+template <class K, class V, class Durability = GroupCommitWAL, class Hasher = Hash<K>,
+          class KeyEqual = std::equal_to<>>
+class Store {
+    static constexpr bool kLogs = !std::is_same_v<Durability, None>;
+
+public:
+    using Map = ConcurrentMap<K, V, Hasher, KeyEqual>;
+
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+    ~Store() { (void)close(); }
+
+    /// Opens (creating if needed) the store in `dir`. Fails with kBusy if
+    /// another Store has it open, and with the file, offset and reason if
+    /// its snapshot or log is damaged beyond what the recovery mode allows.
+    static Status open(const std::string& dir, const StoreOptions& options, std::unique_ptr<Store>& store,
+                       StoreRecovery* recovery = nullptr) {
+        FileSystem& fs = options.log.file_system != nullptr ? *options.log.file_system : default_file_system();
+        std::unique_ptr<Store> opened(new Store(fs, dir, options));
+        StoreRecovery found;
+        if (Status status = opened->recover(found); !status) return status;
+        if (recovery != nullptr) *recovery = std::move(found);
+        store = std::move(opened);
+        return Status::ok();
+    }
+
+    /// Sets `key` to `value`; returns once the policy's promise holds.
+    template <class Q, class M>
+    Status put(Q&& key, M&& value) {
+        if (Status status = check_sizes(key, &value); !status) return status;
+        Lsn lsn = 0;
+        Status logged;
+        try {
+            map_.upsert(
+                key,
+                [&](auto& stored) {
+                    logged = log_put(key, value, lsn);
+                    if (logged) stored = value;
+                },
+                [&]() -> V {
+                    logged = log_put(key, value, lsn);
+                    if (!logged) throw Refused{};
+                    return V(value);
+                });
+        } catch (const Refused&) {
+        }
+        if (!logged) return logged;
+        return commit(lsn);
+    }
+
+    /// Removes `key`; `erased` (if given) says whether it was there. Erasing
+    /// an absent key writes nothing.
+    template <class Q>
+    Status erase(const Q& key, bool* erased = nullptr) {
+        if (Status status = check_sizes<Q, V>(key, nullptr); !status) return status;
+        Lsn lsn = 0;
+        Status logged;
+        const bool removed = map_.erase_if(key, [&](const auto&) {
+            logged = log_erase(key, lsn);
+            return logged.is_ok();
+        });
+        if (erased != nullptr) *erased = removed;
+        if (!logged) return logged;
+        return lsn == 0 ? Status::ok() : commit(lsn);
+    }
+
+    template <class Q>
+    std::optional<V> get(const Q& key) const {
+        return map_.get(key);
+    }
+    template <class Q>
+    bool find(const Q& key, V& out) const {
+        return map_.find(key, out);
+    }
+    template <class Q>
+    bool contains(const Q& key) const {
+        return map_.contains(key);
+    }
+    /// Calls f(key, value) on every entry, one shard at a time (see
+    /// ConcurrentMap::for_each).
+    template <class F>
+    void for_each(F&& f) const {
+        map_.for_each(std::forward<F>(f));
+    }
+    std::size_t size() const noexcept { return map_.size(); }
+
+    /// Writes a snapshot of the current state and deletes the log segments
+    /// it replaces; readers and writers go on meanwhile.
+    Status checkpoint() {
+        std::lock_guard<std::mutex> one_at_a_time(checkpoint_mutex_);
+        Lsn replay_from = next_snapshot_lsn_;
+        if constexpr (kLogs) {
+            if (Status status = log_->rotate(replay_from); !status) return status;
+        }
+        detail::snapshot::Writer writer(fs_, dir_, replay_from, options_.log.file_mode);
+        Status status = writer.open();
+        std::string key_bytes;
+        std::string value_bytes;
+        map_.for_each([&](const auto& key, const auto& value) {
+            if (!status) return;
+            status = writer.add({bytes_of(key, key_bytes), bytes_of(value, value_bytes), 0});
+        });
+        if (status) status = writer.finish();
+        if (!status) return status;
+        if constexpr (kLogs) {
+            if (Status removed = log_->remove_segments_before(replay_from); !removed) return removed;
+        } else {
+            ++next_snapshot_lsn_;
+        }
+        return remove_snapshots_before(replay_from);
+    }
+
+    /// Makes everything durable and releases the directory. Later writes fail.
+    Status close() {
+        if (!lock_) return Status::ok();
+        Status status;
+        if constexpr (kLogs) {
+            if (log_) status = log_->close();
+        }
+        lock_.reset();
+        return status;
+    }
+
+    /// The log's figures (all zero under None).
+    LogStats log_stats() const {
+        if constexpr (kLogs) return log_->stats();
+        return LogStats{};
+    }
+
+    const Map& map() const noexcept { return map_; }
+
+private:
+    struct Refused {};
+
+    Store(FileSystem& fs, std::string dir, const StoreOptions& options)
+        : fs_(fs), dir_(std::move(dir)), options_(options), map_(options.map) {}
+
+    // Bytes of `value` through its codec; std::string needs no copy.
+    template <class T>
+    static std::string_view bytes_of(const T& value, std::string& scratch) {
+        if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+            return std::string_view(value);
+        } else {
+            scratch.resize(Codec<T>::size(value));
+            Codec<T>::encode(value, scratch.data());
+            return scratch;
+        }
+    }
+
+    template <class Q, class M>
+    Status check_sizes(const Q& key, const M* value) const {
+        std::string scratch;
+        const std::size_t key_size = bytes_of(as_stored<K>(key), scratch).size();
+        if (key_size > options_.max_key_size)
+            return Status::invalid_argument("key of " + std::to_string(key_size) + " bytes exceeds max_key_size " +
+                                            std::to_string(options_.max_key_size));
+        if (value != nullptr) {
+            const std::size_t value_size = bytes_of(as_stored<V>(*value), scratch).size();
+            if (value_size > options_.max_value_size)
+                return Status::invalid_argument("value of " + std::to_string(value_size) +
+                                                " bytes exceeds max_value_size " +
+                                                std::to_string(options_.max_value_size));
+        }
+        return Status::ok();
+    }
+
+    // Heterogeneous keys and values (a literal for a std::string) are
+    // encoded as the stored type T would be.
+    template <class T, class Q>
+    static decltype(auto) as_stored(const Q& given) {
+        if constexpr (std::is_convertible_v<const Q&, std::string_view> && std::is_same_v<T, std::string>)
+            return std::string_view(given);
+        else if constexpr (std::is_same_v<Q, T>)
+            return given;
+        else
+            return T(given);
+    }
+
+    template <class Q, class M>
+    Status log_put(const Q& key, const M& value, Lsn& lsn) {
+        if constexpr (kLogs) {
+            std::string key_scratch;
+            std::string value_scratch;
+            return log_->append({LogRecordType::kPut, bytes_of(as_stored<K>(key), key_scratch),
+                                 bytes_of(as_stored<V>(value), value_scratch), 0},
+                                lsn);
+        } else {
+            (void)key;
+            (void)value;
+            (void)lsn;
+            return Status::ok();
+        }
+    }
+
+    template <class Q>
+    Status log_erase(const Q& key, Lsn& lsn) {
+        if constexpr (kLogs) {
+            std::string scratch;
+            return log_->append({LogRecordType::kErase, bytes_of(as_stored<K>(key), scratch), {}, 0}, lsn);
+        } else {
+            (void)key;
+            (void)lsn;
+            return Status::ok();
+        }
+    }
+
+    Status commit(Lsn lsn) {
+        if constexpr (kLogs) return log_->commit(lsn);
+        (void)lsn;
+        return Status::ok();
+    }
+
+    // Applies one logged operation during recovery.
+    Status apply(const LogOperation& op, Lsn lsn) {
+        K key{};
+        if (!decode_into(op.key, key)) return undecodable("key", lsn);
+        switch (op.type) {
+            case LogRecordType::kPut:
+            case LogRecordType::kPutExpiring: {
+                V value{};
+                if (!decode_into(op.value, value)) return undecodable("value", lsn);
+                map_.insert_or_assign(std::move(key), std::move(value));
+                return Status::ok();
+            }
+            case LogRecordType::kErase: map_.erase(key); return Status::ok();
+            case LogRecordType::kClear: map_.clear(); return Status::ok();
+            case LogRecordType::kBatch: break;
+        }
+        return undecodable("operation", lsn);
+    }
+
+    template <class T>
+    static bool decode_into(std::string_view bytes, T& out) {
+        return Codec<T>::decode(bytes, out);
+    }
+
+    Status undecodable(const char* what, Lsn lsn) const {
+        return Status::corruption(dir_ + " log record " + std::to_string(lsn), 0,
+                                  std::string("its ") + what + " does not decode as the store's type");
+    }
+
+    Status recover(StoreRecovery& found) {
+        if (Status status = fs_.create_dir(dir_, options_.log.dir_mode); !status) return status;
+        if (Status status = fs_.lock_file(dir_ + "/LOCK", lock_); !status) {
+            if (status.code() == StatusCode::kBusy)
+                return Status::busy("the store at " + dir_ + " is open elsewhere (its LOCK file is held)");
+            return status;
+        }
+        std::vector<std::string> names;
+        if (Status status = fs_.list_dir(dir_, names); !status) return status;
+        Lsn newest = 0;
+        bool have_snapshot = false;
+        for (const std::string& name : names) {
+            Lsn lsn = 0;
+            if (detail::snapshot::parse_file_name(name, lsn) && (!have_snapshot || lsn > newest)) {
+                newest = lsn;
+                have_snapshot = true;
+            } else if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+                // A checkpoint that did not finish.
+                if (Status status = fs_.remove(dir_ + "/" + name); !status) return status;
+            }
+        }
+        Lsn replay_from = 1;
+        if (have_snapshot) {
+            found.snapshot = dir_ + "/" + detail::snapshot::file_name(newest);
+            Status decoded;
+            Status status = detail::snapshot::read(fs_, found.snapshot, replay_from, found.snapshot_entries,
+                                                   [&](const detail::snapshot::Entry& entry) {
+                                                       if (!decoded) return;
+                                                       K key{};
+                                                       V value{};
+                                                       if (!decode_into(entry.key, key) ||
+                                                           !decode_into(entry.value, value)) {
+                                                           decoded = Status::corruption(
+                                                               found.snapshot, 0, "an entry does not decode");
+                                                           return;
+                                                       }
+                                                       map_.insert_or_assign(std::move(key), std::move(value));
+                                                   });
+            if (!status) return status;
+            if (!decoded) return decoded;
+        }
+        next_snapshot_lsn_ = replay_from + 1;
+        if constexpr (kLogs) {
+            auto replay = [&](const LogRecord& record) {
+                Status applied;
+                Status decoded = for_each_operation(record, [&](const LogOperation& op) {
+                    if (applied) applied = apply(op, record.lsn);
+                });
+                return decoded ? applied : decoded;
+            };
+            std::unique_ptr<Durability> log;
+            if (Status status = Durability::open(dir_, options_.log, replay_from, replay, found.log, log); !status)
+                return status;
+            log_ = std::move(log);
+        }
+        return Status::ok();
+    }
+
+    Status remove_snapshots_before(Lsn replay_from) {
+        std::vector<std::string> names;
+        if (Status status = fs_.list_dir(dir_, names); !status) return status;
+        bool removed = false;
+        for (const std::string& name : names) {
+            Lsn lsn = 0;
+            if (!detail::snapshot::parse_file_name(name, lsn) || lsn >= replay_from) continue;
+            if (Status status = fs_.remove(dir_ + "/" + name); !status) return status;
+            removed = true;
+        }
+        return removed ? fs_.sync_dir(dir_) : Status::ok();
+    }
+
+    FileSystem& fs_;
+    const std::string dir_;
+    const StoreOptions options_;
+    Map map_;
+    std::unique_ptr<FileLock> lock_;
+    std::unique_ptr<Durability> log_;  // unused under None
+    std::mutex checkpoint_mutex_;
+    Lsn next_snapshot_lsn_ = 1;  // None: snapshots are numbered, there is no log
+};
+
+}  // namespace kvstore

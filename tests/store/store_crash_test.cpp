@@ -1,0 +1,111 @@
+// Stores killed with SIGKILL at random points while writing and
+// checkpointing: reopening finds every acknowledged write, and no value that
+// was never written.
+#include "catch.hpp"
+#include "kill_child.hpp"
+
+#include <kvstore/store.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <signal.h>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+using namespace kvstore;
+
+namespace {
+
+constexpr int kWriters = 3;
+constexpr int kKeysPerWriter = 40;
+
+// Writer t owns keys "t<t>-<k>" and writes them in turn with values
+// "t<t>-<i>", i = 0, 1, 2...: key k gets i with i % kKeysPerWriter == k, and
+// later writes to a key always carry larger i.
+std::string key_of(int writer, long i) { return "t" + std::to_string(writer) + "-" + std::to_string(i % kKeysPerWriter); }
+std::string value_of(int writer, long i) { return "t" + std::to_string(writer) + "-" + std::to_string(i); }
+
+// `first` grows from run to run, so that every write to a key carries a
+// larger i than the writes of earlier runs.
+[[noreturn]] void write_until_killed(const std::string& dir, int report_fd, long first) {
+    StoreOptions options;
+    options.log.segment_bytes = 8 << 10;
+    std::unique_ptr<Store<std::string, std::string, GroupCommitWAL>> store;
+    if (!Store<std::string, std::string, GroupCommitWAL>::open(dir, options, store)) ::_exit(2);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kWriters; ++t) {
+        threads.emplace_back([&, t] {
+            for (long i = first;; ++i) {
+                if (!store->put(key_of(t, i), value_of(t, i))) ::_exit(3);
+                const std::string line = value_of(t, i) + "\n";
+                if (::write(report_fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) ::_exit(4);
+            }
+        });
+    }
+    threads.emplace_back([&] {
+        for (;;) {
+            if (!store->checkpoint()) ::_exit(5);
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    });
+    for (std::thread& thread : threads) thread.join();
+    ::_exit(0);
+}
+
+// "t<t>-<i>" -> (t, i)
+std::pair<int, long> parse(const std::string& value) {
+    const auto dash = value.find('-');
+    return {std::stoi(value.substr(1, dash - 1)), std::stol(value.substr(dash + 1))};
+}
+
+}  // namespace
+
+TEST_CASE("200 random kills during writes and checkpoints lose no acknowledged write", "[store][crash]") {
+    char pattern[] = "/tmp/kvstore-store-crash-XXXXXX";
+    REQUIRE(::mkdtemp(pattern) != nullptr);
+    const std::string dir = std::string(pattern) + "/store";
+    std::mt19937 random(static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
+    std::map<std::string, long> acknowledged;  // key -> newest i acknowledged, over every run
+    int lost = 0;
+    int invented = 0;
+    for (int run = 0; run < 200; ++run) {
+        const std::string all = test::kill_after(std::chrono::microseconds(2000 + random() % 25000), [&](int fd) {
+            write_until_killed(dir, fd, static_cast<long>(run) * 100'000'000L);
+        });
+        for (std::size_t start = 0, end; (end = all.find('\n', start)) != std::string::npos; start = end + 1) {
+            const auto [writer, i] = parse(all.substr(start, end - start));
+            long& newest = acknowledged[key_of(writer, i)];
+            newest = std::max(newest, i);
+        }
+
+        std::unique_ptr<Store<std::string, std::string, GroupCommitWAL>> store;
+        const Status opened = Store<std::string, std::string, GroupCommitWAL>::open(dir, StoreOptions{}, store);
+        if (!opened) FAIL("run " << run << ": " << opened.to_string());
+        std::map<std::string, std::string> recovered;
+        store->for_each([&](const auto& key, const auto& value) { recovered.emplace(key, value); });
+        for (const auto& [key, newest] : acknowledged) {
+            const auto it = recovered.find(key);
+            if (it == recovered.end() || parse(it->second).second < newest) ++lost;
+        }
+        for (const auto& [key, value] : recovered) {
+            const auto [writer, i] = parse(value);
+            if (key != key_of(writer, i)) ++invented;
+        }
+        // Continue from what this open recovered: later runs must keep it.
+        for (const auto& [key, value] : recovered) {
+            long& newest = acknowledged[key];
+            newest = std::max(newest, parse(value).second);
+        }
+    }
+    CHECK(lost == 0);
+    CHECK(invented == 0);
+    CHECK(acknowledged.size() > kKeysPerWriter);
+    CHECK(std::system(("rm -rf '" + std::string(pattern) + "'").c_str()) == 0);
+}

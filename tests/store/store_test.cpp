@@ -1,0 +1,206 @@
+// Store: the map, the log and snapshots as one object that reopens to the
+// state it acknowledged.
+#include "catch.hpp"
+#include "fault_file_system.hpp"
+
+#include <kvstore/store.hpp>
+
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace kvstore;
+using namespace kvstore::test;
+
+namespace {
+
+const std::string kDir = "/store";
+
+template <class Durability, class K = std::string, class V = std::string>
+struct StoreFixture {
+    using StoreType = Store<K, V, Durability>;
+    FaultFileSystem fs;
+    StoreOptions options;
+    StoreRecovery recovery;
+    std::unique_ptr<StoreType> store;
+
+    StoreFixture() {
+        options.log.file_system = &fs;
+        options.log.preallocate_bytes = 4096;  // keeps the in-memory files small
+        options.map.shards = 4;
+    }
+    Status open() { return StoreType::open(kDir, options, store, &recovery); }
+    Status reopen() {
+        store.reset();
+        return open();
+    }
+    std::map<K, V> contents() const {
+        std::map<K, V> all;
+        store->for_each([&](const auto& key, const auto& value) { all.emplace(K(key), V(value)); });
+        return all;
+    }
+    std::size_t files_named(const std::string& prefix) {
+        std::vector<std::string> names;
+        REQUIRE(fs.list_dir(kDir, names));
+        return static_cast<std::size_t>(std::count_if(names.begin(), names.end(), [&](const std::string& name) {
+            return name.compare(0, prefix.size(), prefix) == 0;
+        }));
+    }
+};
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("A store reopens to what it acknowledged", "[store]", SyncWAL, GroupCommitWAL) {
+    StoreFixture<TestType> fixture;
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    REQUIRE(store.put("alpha", "1"));
+    REQUIRE(store.put(std::string("beta"), std::string("2")));
+    REQUIRE(store.put("alpha", "one"));  // overwrite
+    bool erased = false;
+    REQUIRE(store.erase("beta", &erased));
+    CHECK(erased);
+    REQUIRE(store.erase("never there", &erased));
+    CHECK_FALSE(erased);
+    REQUIRE(store.put("gamma", std::string(1000, 'g')));
+    CHECK(store.get("alpha") == std::optional<std::string>("one"));
+    CHECK_FALSE(store.contains("beta"));
+    CHECK(store.size() == 2);
+    CHECK(store.log_stats().last_lsn == 5);  // the absent key's erase wrote nothing
+
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.contents() == std::map<std::string, std::string>{{"alpha", "one"}, {"gamma", std::string(1000, 'g')}});
+    CHECK(fixture.recovery.log.records == 5);
+    CHECK(fixture.recovery.snapshot.empty());
+}
+
+TEST_CASE("A second open of the same directory is refused until the first closes", "[store]") {
+    StoreFixture<GroupCommitWAL> fixture;
+    REQUIRE(fixture.open());
+    std::unique_ptr<Store<std::string, std::string, GroupCommitWAL>> second;
+    const Status refused = Store<std::string, std::string, GroupCommitWAL>::open(kDir, fixture.options, second);
+    CHECK(refused.code() == StatusCode::kBusy);
+    CHECK(refused.message().find(kDir) != std::string::npos);
+    CHECK(second == nullptr);
+    REQUIRE(fixture.store->close());
+    CHECK(Store<std::string, std::string, GroupCommitWAL>::open(kDir, fixture.options, second));
+}
+
+TEST_CASE("Keys and values over the limits are refused and nothing is written", "[store]") {
+    StoreFixture<SyncWAL> fixture;
+    fixture.options.max_key_size = 8;
+    fixture.options.max_value_size = 16;
+    REQUIRE(fixture.open());
+    const Status long_key = fixture.store->put("a key too long", "v");
+    CHECK(long_key.code() == StatusCode::kInvalidArgument);
+    CHECK(long_key.message().find("max_key_size 8") != std::string::npos);
+    CHECK(fixture.store->put("k", std::string(17, 'v')).code() == StatusCode::kInvalidArgument);
+    CHECK(fixture.store->put("k", std::string(16, 'v')));
+    CHECK(fixture.store->log_stats().last_lsn == 1);
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.contents() == std::map<std::string, std::string>{{"k", std::string(16, 'v')}});
+}
+
+TEMPLATE_TEST_CASE("A checkpoint replaces the log behind it and reopening loads it", "[store]", SyncWAL,
+                   GroupCommitWAL) {
+    StoreFixture<TestType> fixture;
+    REQUIRE(fixture.open());
+    for (int i = 0; i < 200; ++i) REQUIRE(fixture.store->put("key-" + std::to_string(i), "before"));
+    const std::size_t segments_before = fixture.files_named("wal-");
+    REQUIRE(fixture.store->checkpoint());
+    CHECK(fixture.files_named("snapshot-") == 1);
+    CHECK(fixture.files_named("wal-") == 1);  // only the segment after the snapshot
+    CHECK(segments_before >= 1);
+    for (int i = 0; i < 50; ++i) REQUIRE(fixture.store->put("key-" + std::to_string(i), "after"));
+    REQUIRE(fixture.store->erase("key-199"));
+    const auto expected = fixture.contents();
+
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.contents() == expected);
+    CHECK(fixture.recovery.snapshot_entries == 200);
+    CHECK(fixture.recovery.log.records == 51);
+
+    REQUIRE(fixture.store->checkpoint());  // a second one replaces the first
+    CHECK(fixture.files_named("snapshot-") == 1);
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.contents() == expected);
+    CHECK(fixture.recovery.log.records == 0);
+}
+
+TEST_CASE("Under None, checkpoints are the only durability and opening loads the newest", "[store]") {
+    StoreFixture<None> fixture;
+    REQUIRE(fixture.open());
+    REQUIRE(fixture.store->put("kept", "1"));
+    REQUIRE(fixture.store->checkpoint());
+    REQUIRE(fixture.store->put("lost", "2"));  // after the last checkpoint
+    REQUIRE(fixture.store->put("kept", "3"));
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.contents() == std::map<std::string, std::string>{{"kept", "1"}});
+    REQUIRE(fixture.store->put("kept", "4"));
+    REQUIRE(fixture.store->checkpoint());
+    CHECK(fixture.files_named("snapshot-") == 1);
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.contents() == std::map<std::string, std::string>{{"kept", "4"}});
+}
+
+TEST_CASE("An unfinished checkpoint is ignored and cleaned up at open", "[store]") {
+    StoreFixture<GroupCommitWAL> fixture;
+    REQUIRE(fixture.open());
+    REQUIRE(fixture.store->put("k", "v"));
+    fixture.fs.set_contents(kDir + "/" + detail::snapshot::file_name(9) + ".tmp", "half a snapshot");
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.contents() == std::map<std::string, std::string>{{"k", "v"}});
+    CHECK(fixture.files_named("snapshot-") == 0);
+}
+
+TEST_CASE("A damaged snapshot fails the open with file, offset and reason", "[store]") {
+    StoreFixture<GroupCommitWAL> fixture;
+    REQUIRE(fixture.open());
+    REQUIRE(fixture.store->put("k", "v"));
+    REQUIRE(fixture.store->checkpoint());
+    fixture.store.reset();
+    std::vector<std::string> names;
+    REQUIRE(fixture.fs.list_dir(kDir, names));
+    const auto name = *std::find_if(names.begin(), names.end(),
+                                    [](const std::string& n) { return n.compare(0, 9, "snapshot-") == 0; });
+    std::string bytes = fixture.fs.contents(kDir + "/" + name);
+    bytes[40] ^= 1;
+    fixture.fs.set_contents(kDir + "/" + name, bytes);
+    const Status status = fixture.open();
+    CHECK(status.code() == StatusCode::kCorruption);
+    CHECK(status.message().find(kDir + "/" + name + " at offset") == 0);
+}
+
+TEMPLATE_TEST_CASE("Random operations, checkpoints and reopens end in the model's state", "[store][model]", SyncWAL,
+                   GroupCommitWAL, None) {
+    const unsigned seed = GENERATE(11u, 12u, 13u);
+    CAPTURE(seed);
+    std::mt19937 random(seed);
+    StoreFixture<TestType, std::uint64_t, std::uint64_t> fixture;
+    REQUIRE(fixture.open());
+    std::map<std::uint64_t, std::uint64_t> model;
+    std::map<std::uint64_t, std::uint64_t> durable_model;  // under None: as of the last checkpoint
+    constexpr bool kLogs = !std::is_same_v<TestType, None>;
+    for (int step = 0; step < 1500; ++step) {
+        const std::uint64_t key = random() % 64;
+        const unsigned action = random() % 100;
+        if (action < 60) {
+            const std::uint64_t value = random();
+            REQUIRE(fixture.store->put(key, value));
+            model[key] = value;
+        } else if (action < 90) {
+            REQUIRE(fixture.store->erase(key));
+            model.erase(key);
+        } else if (action < 95) {
+            REQUIRE(fixture.store->checkpoint());
+            durable_model = model;
+        } else {
+            REQUIRE(fixture.reopen());
+            if (!kLogs) model = durable_model;
+            REQUIRE(fixture.contents() == model);
+        }
+    }
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.contents() == (kLogs ? model : durable_model));
+}
