@@ -25,6 +25,7 @@
 #include <kvstore/durability.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -46,6 +47,16 @@ struct StoreOptions {
     /// refused with kInvalidArgument and nothing is written.
     std::size_t max_key_size = std::size_t{64} << 10;
     std::size_t max_value_size = std::size_t{64} << 20;
+};
+
+/// A store's figures.
+struct StoreStats {
+    std::size_t items = 0;
+    std::size_t shards = 0;
+    double load_factor = 0;
+    std::size_t memory_bytes = 0;  ///< tables and records held by the map
+    LogStats log;                  ///< all zero under None
+    std::uint64_t checkpoints = 0; ///< finished by this Store object
 };
 
 /// What opening a store found.
@@ -87,22 +98,14 @@ public:
         if (Status status = check_sizes(key, &value); !status) return status;
         Lsn lsn = 0;
         Status logged;
-        try {
-            map_.upsert(
-                key,
-                [&](auto& stored) {
-                    logged = log_put(key, value, lsn);
-                    if (logged) stored = value;
-                },
-                [&]() -> V {
-                    logged = log_put(key, value, lsn);
-                    if (!logged) throw Refused{};
-                    return V(value);
-                });
-        } catch (const Refused&) {
-        }
-        if (!logged) return logged;
-        return commit(lsn);
+        upsert_logged(
+            key, value,
+            [&](auto& stored) {
+                logged = log_put(key, value, lsn);
+                if (logged) stored = value;
+            },
+            lsn, logged);
+        return commit_logged(logged, lsn);
     }
 
     /// Removes `key`; `erased` (if given) says whether it was there. Erasing
@@ -117,8 +120,54 @@ public:
             return logged.is_ok();
         });
         if (erased != nullptr) *erased = removed;
-        if (!logged) return logged;
-        return lsn == 0 ? Status::ok() : commit(lsn);
+        return commit_logged(logged, lsn);
+    }
+
+    /// Sets `key` to `value` only if it is absent; `inserted` says whether
+    /// it was. Nothing is logged when the key is present.
+    template <class Q, class M>
+    Status put_if_absent(Q&& key, M&& value, bool& inserted) {
+        if (Status status = check_sizes(key, &value); !status) return status;
+        Lsn lsn = 0;
+        Status logged;
+        inserted = upsert_logged(key, value, [](auto&) {}, lsn, logged);
+        return commit_logged(logged, lsn);
+    }
+
+    /// Sets `key` to `desired` if its value equals `expected`; `swapped`
+    /// says whether it did.
+    template <class Q, class E, class M>
+    Status compare_and_set(const Q& key, const E& expected, const M& desired, bool& swapped) {
+        if (Status status = check_sizes(key, &desired); !status) return status;
+        Lsn lsn = 0;
+        Status logged;
+        swapped = false;
+        map_.update(key, [&](auto& stored) {
+            if (!(stored == expected)) return;
+            logged = log_put(key, desired, lsn);
+            if (!logged) return;
+            stored = desired;
+            swapped = true;
+        });
+        return commit_logged(logged, lsn);
+    }
+
+    /// Calls f(V&) on a copy of the key's value under the shard's exclusive
+    /// lock and stores the result; the log holds the resulting value, never
+    /// f. `found` says whether the key was there. If f throws, nothing
+    /// changes and the exception propagates.
+    template <class Q, class F>
+    Status update(const Q& key, F&& f, bool& found) {
+        Lsn lsn = 0;
+        Status logged;
+        found = map_.update(key, [&](auto& stored) {
+            V changed(stored);
+            f(changed);
+            logged = check_sizes(key, &changed);
+            if (logged) logged = log_put(key, changed, lsn);
+            if (logged) stored = std::move(changed);
+        });
+        return commit_logged(logged, lsn);
     }
 
     template <class Q>
@@ -164,7 +213,9 @@ public:
         } else {
             ++next_snapshot_lsn_;
         }
-        return remove_snapshots_before(replay_from);
+        if (Status status = remove_snapshots_before(replay_from); !status) return status;
+        checkpoints_.fetch_add(1, std::memory_order_relaxed);
+        return Status::ok();
     }
 
     /// Makes everything durable and releases the directory. Later writes fail.
@@ -182,6 +233,18 @@ public:
     LogStats log_stats() const {
         if constexpr (kLogs) return log_->stats();
         return LogStats{};
+    }
+
+    StoreStats stats() const {
+        const ShardStats map = map_.stats();
+        StoreStats stats;
+        stats.items = map.size;
+        stats.shards = map_.shard_count();
+        stats.load_factor = map.load_factor;
+        stats.memory_bytes = map.memory_bytes;
+        stats.log = log_stats();
+        stats.checkpoints = checkpoints_.load(std::memory_order_relaxed);
+        return stats;
     }
 
     const Map& map() const noexcept { return map_; }
@@ -261,9 +324,26 @@ private:
         }
     }
 
-    Status commit(Lsn lsn) {
+    // Inserts key -> value, logging it, if the key is absent (returns
+    // true); else calls on_present(stored). A refused append inserts nothing.
+    template <class Q, class M, class OnPresent>
+    bool upsert_logged(const Q& key, const M& value, OnPresent&& on_present, Lsn& lsn, Status& logged) {
+        try {
+            return map_.upsert(key, std::forward<OnPresent>(on_present), [&]() -> V {
+                logged = log_put(key, value, lsn);
+                if (!logged) throw Refused{};
+                return V(value);
+            });
+        } catch (const Refused&) {
+            return false;
+        }
+    }
+
+    // Waits for what the policy promises about record `lsn`, unless the
+    // append failed or nothing was logged (lsn 0).
+    Status commit_logged(const Status& logged, Lsn lsn) {
+        if (!logged || lsn == 0) return logged;
         if constexpr (kLogs) return log_->commit(lsn);
-        (void)lsn;
         return Status::ok();
     }
 
@@ -374,6 +454,7 @@ private:
     std::unique_ptr<FileLock> lock_;
     std::unique_ptr<Durability> log_;  // unused under None
     std::mutex checkpoint_mutex_;
+    std::atomic<std::uint64_t> checkpoints_{0};
     Lsn next_snapshot_lsn_ = 1;  // None: snapshots are numbered, there is no log
 };
 

@@ -204,3 +204,49 @@ TEMPLATE_TEST_CASE("Random operations, checkpoints and reopens end in the model'
     REQUIRE(fixture.reopen());
     CHECK(fixture.contents() == (kLogs ? model : durable_model));
 }
+
+TEST_CASE("Conditional writes and updates log only what they change, and reopen to it", "[store]") {
+    StoreFixture<SyncWAL> fixture;
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    bool done = false;
+    REQUIRE(store.put_if_absent("k", "first", done));
+    CHECK(done);
+    REQUIRE(store.put_if_absent("k", "second", done));
+    CHECK_FALSE(done);
+    REQUIRE(store.compare_and_set("k", "wrong", "x", done));
+    CHECK_FALSE(done);
+    REQUIRE(store.compare_and_set("k", "first", "swapped", done));
+    CHECK(done);
+    REQUIRE(store.update("k", [](std::string& value) { value += "+updated"; }, done));
+    CHECK(done);
+    REQUIRE(store.update("absent", [](std::string& value) { value = "never"; }, done));
+    CHECK_FALSE(done);
+    CHECK(store.log_stats().last_lsn == 3);  // put_if_absent, compare_and_set, update
+    CHECK_THROWS_AS(store.update("k", [](std::string&) { throw std::runtime_error("no"); }, done),
+                    std::runtime_error);
+    CHECK(store.get("k") == std::optional<std::string>("swapped+updated"));
+
+    const StoreStats stats = store.stats();
+    CHECK(stats.items == 1);
+    CHECK(stats.shards == 4);
+    CHECK(stats.memory_bytes > 0);
+    CHECK(stats.log.syncs == 3);
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.contents() == std::map<std::string, std::string>{{"k", "swapped+updated"}});
+    REQUIRE(fixture.store->checkpoint());
+    CHECK(fixture.store->stats().checkpoints == 1);
+}
+
+TEST_CASE("An update whose result exceeds the value limit is refused and changes nothing", "[store]") {
+    StoreFixture<GroupCommitWAL> fixture;
+    fixture.options.max_value_size = 8;
+    REQUIRE(fixture.open());
+    REQUIRE(fixture.store->put("k", "short"));
+    bool found = false;
+    const Status refused = fixture.store->update("k", [](std::string& value) { value += " and long"; }, found);
+    CHECK(refused.code() == StatusCode::kInvalidArgument);
+    CHECK(fixture.store->get("k") == std::optional<std::string>("short"));
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.contents() == std::map<std::string, std::string>{{"k", "short"}});
+}
