@@ -5,3 +5,4 @@
 #include <kvstore/concurrent_map.hpp>
 #include <kvstore/durability.hpp>
 #include <kvstore/hash.hpp>
+#include <kvstore/store.hpp>
