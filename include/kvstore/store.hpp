@@ -26,11 +26,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -47,6 +50,11 @@ struct StoreOptions {
     /// refused with kInvalidArgument and nothing is written.
     std::size_t max_key_size = std::size_t{64} << 10;
     std::size_t max_value_size = std::size_t{64} << 20;
+    /// A background thread checkpoints once the log has grown by this many
+    /// bytes since the last checkpoint (0: only on demand). It looks every
+    /// checkpoint_poll. Not used under None.
+    std::uint64_t checkpoint_bytes = std::uint64_t{64} << 20;
+    std::chrono::milliseconds checkpoint_poll{100};
 };
 
 /// A store's figures.
@@ -57,6 +65,9 @@ struct StoreStats {
     std::size_t memory_bytes = 0;  ///< tables and records held by the map
     LogStats log;                  ///< all zero under None
     std::uint64_t checkpoints = 0; ///< finished by this Store object
+    /// The first error of an automatic checkpoint, if one failed (they are
+    /// retried at the next poll).
+    std::string checkpoint_error;
 };
 
 /// What opening a store found.
@@ -88,6 +99,8 @@ public:
         StoreRecovery found;
         if (Status status = opened->recover(found); !status) return status;
         if (recovery != nullptr) *recovery = std::move(found);
+        if (kLogs && options.checkpoint_bytes > 0)
+            opened->checkpointer_ = std::thread([raw = opened.get()] { raw->checkpoint_when_due(); });
         store = std::move(opened);
         return Status::ok();
     }
@@ -221,6 +234,12 @@ public:
     /// Makes everything durable and releases the directory. Later writes fail.
     Status close() {
         if (!lock_) return Status::ok();
+        {
+            std::lock_guard<std::mutex> lock(checkpointer_mutex_);
+            closing_ = true;
+        }
+        checkpointer_wakeup_.notify_all();
+        if (checkpointer_.joinable()) checkpointer_.join();
         Status status;
         if constexpr (kLogs) {
             if (log_) status = log_->close();
@@ -244,6 +263,8 @@ public:
         stats.memory_bytes = map.memory_bytes;
         stats.log = log_stats();
         stats.checkpoints = checkpoints_.load(std::memory_order_relaxed);
+        std::lock_guard<std::mutex> lock(checkpointer_mutex_);
+        stats.checkpoint_error = checkpoint_error_;
         return stats;
     }
 
@@ -321,6 +342,25 @@ private:
             (void)key;
             (void)lsn;
             return Status::ok();
+        }
+    }
+
+    // The automatic checkpoints: one whenever the log has grown by
+    // checkpoint_bytes since the last one.
+    void checkpoint_when_due() {
+        std::unique_lock<std::mutex> lock(checkpointer_mutex_);
+        std::uint64_t logged_at_last = 0;
+        while (!checkpointer_wakeup_.wait_for(lock, options_.checkpoint_poll, [&] { return closing_; })) {
+            const std::uint64_t logged = log_stats().bytes;
+            if (logged - logged_at_last < options_.checkpoint_bytes) continue;
+            lock.unlock();
+            const Status status = checkpoint();
+            lock.lock();
+            if (status) {
+                logged_at_last = logged;
+            } else if (checkpoint_error_.empty()) {
+                checkpoint_error_ = status.to_string();
+            }
         }
     }
 
@@ -455,6 +495,11 @@ private:
     std::unique_ptr<Durability> log_;  // unused under None
     std::mutex checkpoint_mutex_;
     std::atomic<std::uint64_t> checkpoints_{0};
+    std::thread checkpointer_;
+    mutable std::mutex checkpointer_mutex_;
+    std::condition_variable checkpointer_wakeup_;
+    bool closing_ = false;
+    std::string checkpoint_error_;
     Lsn next_snapshot_lsn_ = 1;  // None: snapshots are numbered, there is no log
 };
 

@@ -5,9 +5,11 @@
 
 #include <kvstore/store.hpp>
 
+#include <chrono>
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace kvstore;
@@ -249,4 +251,22 @@ TEST_CASE("An update whose result exceeds the value limit is refused and changes
     CHECK(fixture.store->get("k") == std::optional<std::string>("short"));
     REQUIRE(fixture.reopen());
     CHECK(fixture.contents() == std::map<std::string, std::string>{{"k", "short"}});
+}
+
+TEST_CASE("A store checkpoints by itself once its log has grown enough", "[store]") {
+    StoreFixture<GroupCommitWAL> fixture;
+    fixture.options.checkpoint_bytes = 4096;
+    fixture.options.checkpoint_poll = std::chrono::milliseconds(5);
+    fixture.options.log.segment_bytes = 1024;
+    REQUIRE(fixture.open());
+    for (int i = 0; i < 100; ++i) REQUIRE(fixture.store->put("key-" + std::to_string(i), std::string(100, 'v')));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (fixture.store->stats().checkpoints == 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    CHECK(fixture.store->stats().checkpoints >= 1);
+    CHECK(fixture.store->stats().checkpoint_error.empty());
+    const auto expected = fixture.contents();
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.contents() == expected);
+    CHECK(fixture.recovery.snapshot_entries > 0);
 }
