@@ -223,6 +223,42 @@ public:
             });
     }
 
+    class LockedKeys;
+
+    /// Locks the shards of every key in `keys` exclusively, in shard order
+    /// (so that concurrent callers cannot deadlock), calls f(LockedKeys&)
+    /// and unlocks: other threads see all of f's changes or none of them.
+    /// f may change only those keys, through the LockedKeys, and must not
+    /// call the map. Returns what f returns.
+    template <class Range, class F>
+    decltype(auto) with_keys_locked(const Range& keys, F&& f) {
+        std::vector<std::size_t> shards;
+        for (const auto& key : keys) shards.push_back(shard_index(hash_of(lookup_key(key))));
+        std::sort(shards.begin(), shards.end());
+        shards.erase(std::unique(shards.begin(), shards.end()), shards.end());
+        std::vector<std::unique_lock<std::shared_mutex>> locks;
+        locks.reserve(shards.size());
+        for (const std::size_t index : shards) locks.push_back(write_lock(shards_[index]));
+        LockedKeys locked(*this, shards);
+        return std::forward<F>(f)(locked);
+    }
+
+    /// Locks every shard exclusively (in order), calls f(), and if it
+    /// returns true removes every entry, before unlocking: other threads see
+    /// the map as it was or empty, never half cleared. Returns f's result.
+    template <class F>
+    bool clear_if(F&& f) {
+        std::vector<std::unique_lock<std::shared_mutex>> locks;
+        locks.reserve(shard_count());
+        for (std::size_t i = 0; i < shard_count(); ++i) locks.push_back(write_lock(shards_[i]));
+        if (!std::forward<F>(f)()) return false;
+        for (std::size_t i = 0; i < shard_count(); ++i) {
+            shards_[i].table.clear();
+            shards_[i].count.store(0, std::memory_order_relaxed);
+        }
+        return true;
+    }
+
     /// Removes every entry and frees the shards' tables, one shard at a time.
     /// Packed records' memory stays with each shard for reuse; it returns to
     /// the system when the map is destroyed.
@@ -370,6 +406,57 @@ private:
         std::atomic<std::size_t> count{0};
     };
 
+public:
+    /// Exclusive access to the entries of the keys given to
+    /// with_keys_locked, for its callback only: other keys' shards may not
+    /// be locked (the debug build checks).
+    class LockedKeys {
+    public:
+        /// As ConcurrentMap::insert_or_assign.
+        template <class Q, class M>
+        bool insert_or_assign(Q&& key, M&& value) {
+            const auto& lookup = map_.lookup_key(key);
+            const std::uint64_t hash = map_.hash_of(lookup);
+            return map_.insert_or_else_locked(
+                locked_shard(hash), hash, lookup,
+                [&](Shard& shard, void* where) {
+                    Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<M>(value));
+                },
+                [&](Shard& shard, Slot& slot) {
+                    Layout::assign(shard.table.memory(), slot, std::forward<M>(value));
+                });
+        }
+
+        /// As ConcurrentMap::erase.
+        template <class Q>
+        bool erase(const Q& key) {
+            const auto& lookup = map_.lookup_key(key);
+            const std::uint64_t hash = map_.hash_of(lookup);
+            Shard& shard = locked_shard(hash);
+            Slot* slot = shard.table.find(hash, lookup, map_.equal_fn());
+            if (slot == nullptr) return false;
+            shard.table.erase(hash, *slot);
+            shard.count.store(shard.table.size(), std::memory_order_relaxed);
+            return true;
+        }
+
+    private:
+        friend class ConcurrentMap;
+        LockedKeys(ConcurrentMap& map, const std::vector<std::size_t>& shards) : map_(map), shards_(shards) {}
+
+        Shard& locked_shard(std::uint64_t hash) {
+            const std::size_t index = map_.shard_index(hash);
+            if (!std::binary_search(shards_.begin(), shards_.end(), index))
+                throw std::logic_error("kvstore::ConcurrentMap: a key outside with_keys_locked's keys");
+            return map_.shards_[index];
+        }
+
+        ConcurrentMap& map_;
+        const std::vector<std::size_t>& shards_;
+    };
+
+private:
+
     static double load_factor(std::size_t size, std::size_t capacity) noexcept {
         return capacity == 0 ? 0.0 : static_cast<double>(size) / static_cast<double>(capacity);
     }
@@ -417,10 +504,12 @@ private:
         };
     }
 
-    Shard& shard_for(std::uint64_t hash) const noexcept {
+    std::size_t shard_index(std::uint64_t hash) const noexcept {
         // Top bits; the table inside the shard indexes by the low bits.
-        return shards_[static_cast<std::size_t>((hash >> 32) >> (32 - shard_bits_))];
+        return static_cast<std::size_t>((hash >> 32) >> (32 - shard_bits_));
     }
+
+    Shard& shard_for(std::uint64_t hash) const noexcept { return shards_[shard_index(hash)]; }
 
     std::shared_lock<std::shared_mutex> read_lock(const Shard& shard) const {
         detail::check_not_in_callback(&shard);
@@ -465,6 +554,13 @@ private:
         const std::uint64_t hash = hash_of(lookup);
         Shard& shard = shard_for(hash);
         std::unique_lock lock = write_lock(shard, hash);
+        return insert_or_else_locked(shard, hash, lookup, construct, on_present);
+    }
+
+    /// insert_or_else, with the shard already locked exclusively.
+    template <class Lookup, class Construct, class OnPresent>
+    bool insert_or_else_locked(Shard& shard, std::uint64_t hash, const Lookup& lookup, Construct&& construct,
+                               OnPresent&& on_present) {
         const auto [slot, inserted] =
             shard.table.insert(hash, lookup, equal_fn(), slot_hash_fn(), [&](void* where) { construct(shard, where); });
         if (inserted) {

@@ -77,6 +77,36 @@ struct StoreRecovery {
     RecoveryReport log;             ///< the log replayed after it
 };
 
+/// Puts and erases that a Store applies together: after a crash all of them
+/// or none, and other threads see all of them or none.
+template <class K, class V>
+class WriteBatch {
+public:
+    void put(K key, V value) {
+        keys_.push_back(std::move(key));
+        values_.emplace_back(std::move(value));
+    }
+    void erase(K key) {
+        keys_.push_back(std::move(key));
+        values_.emplace_back();
+    }
+    std::size_t size() const noexcept { return keys_.size(); }
+    bool empty() const noexcept { return keys_.empty(); }
+    void clear() noexcept {
+        keys_.clear();
+        values_.clear();
+    }
+
+    /// The keys, in the order given; a key's later entries win.
+    const std::vector<K>& keys() const noexcept { return keys_; }
+    /// The value put for keys()[i], or nothing for an erase.
+    const std::vector<std::optional<V>>& values() const noexcept { return values_; }
+
+private:
+    std::vector<K> keys_;
+    std::vector<std::optional<V>> values_;
+};
+
 template <class K, class V, class Durability = GroupCommitWAL, class Hasher = Hash<K>,
           class KeyEqual = std::equal_to<>>
 class Store {
@@ -179,6 +209,50 @@ public:
             logged = check_sizes(key, &changed);
             if (logged) logged = log_put(key, changed, lsn);
             if (logged) stored = std::move(changed);
+        });
+        return commit_logged(logged, lsn);
+    }
+
+    /// Applies every put and erase of `batch` as one: one log record, and
+    /// the shards of all its keys locked together while it is applied.
+    Status write(const WriteBatch<K, V>& batch) {
+        if (batch.empty()) return Status::ok();
+        const auto& keys = batch.keys();
+        const auto& values = batch.values();
+        std::vector<std::string> encoded(2 * keys.size());
+        std::vector<LogOperation> ops(keys.size());
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            if (Status status = check_sizes(keys[i], values[i] ? &*values[i] : nullptr); !status) return status;
+            ops[i].type = values[i] ? LogRecordType::kPut : LogRecordType::kErase;
+            ops[i].key = bytes_of(keys[i], encoded[2 * i]);
+            if (values[i]) ops[i].value = bytes_of(*values[i], encoded[2 * i + 1]);
+        }
+        Lsn lsn = 0;
+        Status logged;
+        map_.with_keys_locked(keys, [&](auto& locked) {
+            if constexpr (kLogs) {
+                logged = log_->append_batch(ops, lsn);
+                if (!logged) return;
+            }
+            for (std::size_t i = 0; i < keys.size(); ++i) {
+                if (values[i]) {
+                    locked.insert_or_assign(keys[i], *values[i]);
+                } else {
+                    locked.erase(keys[i]);
+                }
+            }
+        });
+        return commit_logged(logged, lsn);
+    }
+
+    /// Removes every entry, logged as one record; other threads see the
+    /// store as it was or empty.
+    Status clear() {
+        Lsn lsn = 0;
+        Status logged;
+        map_.clear_if([&] {
+            if constexpr (kLogs) logged = log_->append({LogRecordType::kClear, {}, {}, 0}, lsn);
+            return logged.is_ok();
         });
         return commit_logged(logged, lsn);
     }

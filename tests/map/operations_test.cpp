@@ -463,3 +463,37 @@ TEST_CASE("MixedRecordSizesChurnMatchesTheModel", "[map][memory]") {
     }
     CHECK(contents_of(map) == model);
 }
+
+TEST_CASE("with_keys_locked changes several keys under their shards' locks; clear_if clears only when told to",
+          "[map]") {
+    kvstore::ConcurrentMap<std::string, int> map(kvstore::MapOptions{16, 0});
+    map.insert("stays", 1);
+    const std::vector<std::string> keys{"a", "b", "c", "stays"};
+    const int changed = map.with_keys_locked(keys, [](auto& locked) {
+        locked.insert_or_assign(std::string("a"), 1);
+        locked.insert_or_assign(std::string("b"), 2);
+        locked.insert_or_assign(std::string("a"), 3);
+        CHECK(locked.erase(std::string("stays")));
+        CHECK_FALSE(locked.erase(std::string("c")));
+        return 3;
+    });
+    CHECK(changed == 3);
+    CHECK(map.get("a") == std::optional<int>(3));
+    CHECK(map.get("b") == std::optional<int>(2));
+    CHECK_FALSE(map.contains("stays"));
+    CHECK(map.size() == 2);
+
+    // A key whose shard was not locked is refused rather than changed
+    // unlocked: of 64 keys, some fall outside the shard of "a".
+    CHECK_THROWS_AS(map.with_keys_locked(std::vector<std::string>{"a"},
+                                         [&](auto& locked) {
+                                             for (int i = 0; i < 64; ++i)
+                                                 locked.insert_or_assign("x" + std::to_string(i), i);
+                                         }),
+                    std::logic_error);
+
+    CHECK_FALSE(map.clear_if([] { return false; }));
+    CHECK(map.size() >= 2);
+    CHECK(map.clear_if([] { return true; }));
+    CHECK(map.empty());
+}

@@ -109,3 +109,43 @@ TEST_CASE("200 random kills during writes and checkpoints lose no acknowledged w
     CHECK(acknowledged.size() > kKeysPerWriter);
     CHECK(std::system(("rm -rf '" + std::string(pattern) + "'").c_str()) == 0);
 }
+
+TEST_CASE("Batches cut by SIGKILL are there whole or not at all", "[store][crash]") {
+    char pattern[] = "/tmp/kvstore-batch-crash-XXXXXX";
+    REQUIRE(::mkdtemp(pattern) != nullptr);
+    const std::string dir = std::string(pattern) + "/store";
+    std::mt19937 random(static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
+    constexpr int kPairs = 16;
+    int torn = 0;
+    for (int run = 0; run < 50; ++run) {
+        test::kill_after(std::chrono::microseconds(1000 + random() % 10000), [&](int fd) {
+            StoreOptions options;
+            options.log.segment_bytes = 8 << 10;
+            std::unique_ptr<Store<std::string, std::string, GroupCommitWAL>> store;
+            if (!Store<std::string, std::string, GroupCommitWAL>::open(dir, options, store)) ::_exit(2);
+            std::thread checkpointer([&] {
+                for (;;) {
+                    if (!store->checkpoint()) ::_exit(5);
+                    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                }
+            });
+            // Each batch gives both keys of a pair the same new value.
+            for (long i = 0;; ++i) {
+                const std::string pair = std::to_string(i % kPairs);
+                const std::string value = std::to_string(run) + ":" + std::to_string(i);
+                WriteBatch<std::string, std::string> batch;
+                batch.put("left-" + pair, value);
+                batch.put("right-" + pair, value);
+                if (!store->write(batch)) ::_exit(3);
+                if (::write(fd, "+", 1) != 1) ::_exit(4);
+            }
+        });
+        std::unique_ptr<Store<std::string, std::string, GroupCommitWAL>> store;
+        const Status opened = Store<std::string, std::string, GroupCommitWAL>::open(dir, StoreOptions{}, store);
+        if (!opened) FAIL("run " << run << ": " << opened.to_string());
+        for (int pair = 0; pair < kPairs; ++pair)
+            if (store->get("left-" + std::to_string(pair)) != store->get("right-" + std::to_string(pair))) ++torn;
+    }
+    CHECK(torn == 0);
+    CHECK(std::system(("rm -rf '" + std::string(pattern) + "'").c_str()) == 0);
+}

@@ -270,3 +270,41 @@ TEST_CASE("A store checkpoints by itself once its log has grown enough", "[store
     CHECK(fixture.contents() == expected);
     CHECK(fixture.recovery.snapshot_entries > 0);
 }
+
+TEMPLATE_TEST_CASE("A batch applies all its writes as one, and clear is logged", "[store]", SyncWAL, GroupCommitWAL,
+                   None) {
+    StoreFixture<TestType> fixture;
+    fixture.options.max_value_size = 100;
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    REQUIRE(store.put("old", "1"));
+    WriteBatch<std::string, std::string> batch;
+    for (int i = 0; i < 20; ++i) batch.put("key-" + std::to_string(i), "v" + std::to_string(i));
+    batch.erase("old");
+    batch.put("key-0", "overwritten later in the batch");
+    REQUIRE(store.write(batch));
+    CHECK(store.size() == 20);
+    CHECK(store.get("key-0") == std::optional<std::string>("overwritten later in the batch"));
+    CHECK_FALSE(store.contains("old"));
+
+    WriteBatch<std::string, std::string> too_big;
+    too_big.put("fine", "1");
+    too_big.put("too big", std::string(101, 'x'));
+    CHECK(store.write(too_big).code() == StatusCode::kInvalidArgument);
+    CHECK_FALSE(store.contains("fine"));  // nothing of a refused batch
+
+    if (!std::is_same_v<TestType, None>) {
+        CHECK(store.log_stats().last_lsn == 2);  // the put, then the whole batch as one record
+        const auto expected = fixture.contents();
+        REQUIRE(fixture.reopen());
+        CHECK(fixture.contents() == expected);
+        REQUIRE(fixture.store->clear());
+        CHECK(fixture.store->size() == 0);
+        REQUIRE(fixture.store->put("after clear", "x"));
+        REQUIRE(fixture.reopen());
+        CHECK(fixture.contents() == std::map<std::string, std::string>{{"after clear", "x"}});
+    } else {
+        REQUIRE(store.clear());
+        CHECK(store.size() == 0);
+    }
+}
