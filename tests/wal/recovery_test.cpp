@@ -85,6 +85,10 @@ TEST_CASE("A log cut at any byte, the last record's included, recovers every who
         while (whole < kRecords && offsets[static_cast<std::size_t>(whole) + 1] <= cut) ++whole;
         const std::uint64_t kept = whole == 0 ? (cut < wal::kFileHeaderSize ? 0 : wal::kFileHeaderSize)
                                               : offsets[static_cast<std::size_t>(whole)];
+        // A torn prefix of zeros (a header checksum may start with a zero
+        // byte) cannot be told from preallocated space: it is the end.
+        const std::string torn = full.substr(kept, cut - kept);
+        const bool damaged = torn.find_first_not_of('\0') != std::string::npos;
         FaultFileSystem fs;
         plant_segment(fs, full.substr(0, cut));
         std::vector<ReplayedOp> replayed;
@@ -92,8 +96,8 @@ TEST_CASE("A log cut at any byte, the last record's included, recovers every who
         REQUIRE(reopen(fs, RecoveryMode::kTolerateTornTail, replayed, report));
         REQUIRE(replayed.size() == static_cast<std::size_t>(whole));
         for (int i = 0; i < whole; ++i) CHECK(replayed[static_cast<std::size_t>(i)].key == key_of(i + 1));
-        CHECK(report.truncated == (cut != kept));
-        if (cut != kept) {
+        CHECK(report.truncated == damaged);
+        if (damaged) {
             REQUIRE(report.dropped.size() == 1);
             CHECK(report.dropped[0].offset == kept);
             CHECK(report.dropped[0].bytes == cut - kept);
@@ -112,7 +116,7 @@ TEST_CASE("A log cut at any byte, the last record's included, recovers every who
         CHECK(replayed.back().lsn == static_cast<Lsn>(whole) + 1);
 
         // The strict mode refuses the same torn tail.
-        if (cut != kept && cut != 0) {
+        if (damaged) {
             FaultFileSystem strict;
             plant_segment(strict, full.substr(0, cut));
             const Status refused = reopen(strict, RecoveryMode::kAbsoluteConsistency, replayed, report);

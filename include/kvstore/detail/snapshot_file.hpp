@@ -156,6 +156,24 @@ private:
     std::uint64_t blocks_ = 0;
 };
 
+/// Sets `entries` from the trailer of snapshot `path` alone, so that a
+/// loader can make room before reading; read() checks it against the blocks.
+inline Status read_entry_count(FileSystem& fs, const std::string& path, std::uint64_t& entries) {
+    std::uint64_t size = 0;
+    std::unique_ptr<ReadableFile> file;
+    if (Status status = fs.file_size(path, size); !status) return status;
+    if (size < kHeaderSize + kTrailerSize) return Status::corruption(path, 0, "too short to be a snapshot");
+    if (Status status = fs.open_readable(path, file); !status) return status;
+    char trailer[kTrailerSize];
+    std::size_t got = 0;
+    if (Status status = file->read(size - kTrailerSize, kTrailerSize, trailer, got); !status) return status;
+    if (got != kTrailerSize || std::memcmp(trailer, kTrailerMagic, sizeof kTrailerMagic) != 0 ||
+        log::get_u32(trailer + 28) != log::checksum(trailer, 28))
+        return Status::corruption(path, size - kTrailerSize, "bad trailer (the snapshot was not finished)");
+    entries = log::get_u64(trailer + 8);
+    return Status::ok();
+}
+
 /// Reads snapshot `path` and calls visit(const Entry&) for each entry,
 /// after checking the block that holds it. Sets `replay_from` from the
 /// header and `entries` to the count. Errors name the file, the offset and
