@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,11 @@ struct LogOptions {
     std::chrono::milliseconds flush_interval{0};
     unsigned file_mode = 0600;
     unsigned dir_mode = 0700;
+    /// Called while opening replays the log: once before the first segment
+    /// and after each one, with the bytes of segments read so far and in
+    /// all (segments are read whole, so a large log reports every
+    /// segment_bytes or so).
+    std::function<void(std::uint64_t bytes_read, std::uint64_t bytes_total)> on_replay_progress;
 };
 
 /// A stretch of a segment that recovery did not apply.

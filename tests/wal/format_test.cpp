@@ -226,3 +226,30 @@ TEST_CASE("Codecs round-trip strings, byte buffers, arithmetic, trivially copyab
     Label label;
     CHECK_FALSE(Codec<Label>::decode("tag", label));
 }
+
+TEST_CASE("Replay reports its progress segment by segment", "[wal][format]") {
+    FaultFileSystem fs;
+    std::vector<ReplayedOp> replayed;
+    LogOptions options;
+    options.segment_bytes = 512;
+    {
+        std::unique_ptr<SyncWAL> wal;
+        REQUIRE(open_collecting(fs, replayed, wal, options));
+        for (int i = 0; i < 40; ++i) REQUIRE(wal->write(put("key-" + std::to_string(i), std::string(50, 'v'))));
+    }
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> calls;
+    options.on_replay_progress = [&](std::uint64_t read, std::uint64_t total) { calls.emplace_back(read, total); };
+    RecoveryReport report;
+    std::unique_ptr<SyncWAL> wal;
+    REQUIRE(open_collecting(fs, replayed, wal, options, &report));
+    CHECK(replayed.size() == 40);
+    REQUIRE(report.segments > 3);
+    REQUIRE(calls.size() == report.segments + 1);
+    CHECK(calls.front().first == 0);
+    for (std::size_t i = 1; i < calls.size(); ++i) {
+        CHECK(calls[i].first > calls[i - 1].first);
+        CHECK(calls[i].second == calls.front().second);
+    }
+    CHECK(calls.back().first == calls.back().second);
+    CHECK(calls.back().second == report.bytes);
+}

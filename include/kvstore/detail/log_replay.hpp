@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,9 +40,12 @@ inline std::string join_path(const std::string& dir, const std::string& name) { 
 /// order; a non-ok Status from it stops the replay and is returned. With
 /// `repair`, a torn tail is cut off the file and the segments that
 /// kPointInTime sets aside are renamed; without it the files are only read.
+/// `progress`, if set, hears the bytes read so far and in all (see
+/// LogOptions::on_replay_progress).
 template <class Apply>
 Status replay_log(FileSystem& fs, const std::string& dir, Lsn from_lsn, RecoveryMode mode, bool repair,
-                  Apply&& apply, RecoveryReport& report) {
+                  Apply&& apply, RecoveryReport& report,
+                  const std::function<void(std::uint64_t, std::uint64_t)>& progress = {}) {
     const auto started = std::chrono::steady_clock::now();
     report = RecoveryReport{};
     std::vector<Segment> segments;
@@ -53,10 +57,21 @@ Status replay_log(FileSystem& fs, const std::string& dir, Lsn from_lsn, Recovery
     for (std::size_t i = 0; i < segments.size(); ++i)
         if (segments[i].first_lsn <= from_lsn) first_needed = i;
 
+    std::uint64_t total_bytes = 0;
+    if (progress) {
+        for (std::size_t i = first_needed; i < segments.size(); ++i) {
+            std::uint64_t size = 0;
+            if (Status status = fs.file_size(join_path(dir, segments[i].name), size); !status) return status;
+            total_bytes += size;
+        }
+        progress(0, total_bytes);
+    }
+
     Lsn last = 0;
     bool stop = false;
     std::size_t stopped_in = 0;  // the segment where replay stopped, if it did
     for (std::size_t i = first_needed; i < segments.size() && !stop; ++i) {
+        if (progress && i > first_needed) progress(report.bytes, total_bytes);
         const bool newest = i + 1 == segments.size();
         const std::string path = join_path(dir, segments[i].name);
         std::uint64_t size = 0;
@@ -162,6 +177,7 @@ Status replay_log(FileSystem& fs, const std::string& dir, Lsn from_lsn, Recovery
             if (Status status = fs.sync_dir(dir); !status) return status;
         }
     }
+    if (progress && report.segments > 0) progress(report.bytes, total_bytes);
     report.last_lsn = last;
     report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return Status::ok();

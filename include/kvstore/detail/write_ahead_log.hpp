@@ -174,7 +174,9 @@ protected:
                            Apply&& apply, RecoveryReport& report, std::unique_ptr<Log>& log) {
         FileSystem& fs = options.file_system != nullptr ? *options.file_system : default_file_system();
         if (Status status = fs.create_dir(dir, options.dir_mode); !status) return status;
-        if (Status status = log::replay_log(fs, dir, from_lsn, options.recovery_mode, true, apply, report); !status)
+        if (Status status = log::replay_log(fs, dir, from_lsn, options.recovery_mode, true, apply, report,
+                                            options.on_replay_progress);
+            !status)
             return status;
         const Lsn last = std::max(report.last_lsn, from_lsn == 0 ? 0 : from_lsn - 1);
         std::unique_ptr<Log> opened(new Log(fs, dir, options, mode, last));
