@@ -82,6 +82,9 @@ public:
 /// The operating system's files (POSIX). Lives as long as the program.
 FileSystem& default_file_system();
 
+/// `fs`, or default_file_system() when it is null (as in LogOptions).
+inline FileSystem& file_system_or_default(FileSystem* fs) { return fs != nullptr ? *fs : default_file_system(); }
+
 }  // namespace kvstore
 
 #include <kvstore/detail/posix_file_system.hpp>

@@ -124,7 +124,7 @@ public:
     /// its snapshot or log is damaged beyond what the recovery mode allows.
     static Status open(const std::string& dir, const StoreOptions& options, std::unique_ptr<Store>& store,
                        StoreRecovery* recovery = nullptr) {
-        FileSystem& fs = options.log.file_system != nullptr ? *options.log.file_system : default_file_system();
+        FileSystem& fs = file_system_or_default(options.log.file_system);
         std::unique_ptr<Store> opened(new Store(fs, dir, options));
         StoreRecovery found;
         if (Status status = opened->recover(found); !status) return status;
@@ -362,21 +362,29 @@ private:
         }
     }
 
+    // Encoded bytes of `value`, counted without encoding it.
+    template <class T>
+    static std::size_t encoded_size(const T& value) {
+        if constexpr (std::is_convertible_v<const T&, std::string_view>) {
+            return std::string_view(value).size();
+        } else {
+            return Codec<T>::size(value);
+        }
+    }
+
+    static Status check_limit(const char* what, std::size_t size, std::size_t limit, const char* option) {
+        if (size <= limit) return Status::ok();
+        return Status::invalid_argument(std::string(what) + " of " + std::to_string(size) + " bytes exceeds " +
+                                        option + " " + std::to_string(limit));
+    }
+
     template <class Q, class M>
     Status check_sizes(const Q& key, const M* value) const {
-        std::string scratch;
-        const std::size_t key_size = bytes_of(as_stored<K>(key), scratch).size();
-        if (key_size > options_.max_key_size)
-            return Status::invalid_argument("key of " + std::to_string(key_size) + " bytes exceeds max_key_size " +
-                                            std::to_string(options_.max_key_size));
-        if (value != nullptr) {
-            const std::size_t value_size = bytes_of(as_stored<V>(*value), scratch).size();
-            if (value_size > options_.max_value_size)
-                return Status::invalid_argument("value of " + std::to_string(value_size) +
-                                                " bytes exceeds max_value_size " +
-                                                std::to_string(options_.max_value_size));
-        }
-        return Status::ok();
+        if (Status status = check_limit("key", encoded_size(as_stored<K>(key)), options_.max_key_size, "max_key_size");
+            !status)
+            return status;
+        if (value == nullptr) return Status::ok();
+        return check_limit("value", encoded_size(as_stored<V>(*value)), options_.max_value_size, "max_value_size");
     }
 
     // Heterogeneous keys and values (a literal for a std::string) are

@@ -156,6 +156,11 @@ private:
     std::uint64_t blocks_ = 0;
 };
 
+/// True iff the 32 bytes at `in` are a whole trailer (magic and checksum).
+inline bool is_trailer(const char* in) noexcept {
+    return std::memcmp(in, kTrailerMagic, sizeof kTrailerMagic) == 0 && log::get_u32(in + 28) == log::checksum(in, 28);
+}
+
 /// Sets `entries` from the trailer of snapshot `path` alone, so that a
 /// loader can make room before reading; read() checks it against the blocks.
 inline Status read_entry_count(FileSystem& fs, const std::string& path, std::uint64_t& entries) {
@@ -167,8 +172,7 @@ inline Status read_entry_count(FileSystem& fs, const std::string& path, std::uin
     char trailer[kTrailerSize];
     std::size_t got = 0;
     if (Status status = file->read(size - kTrailerSize, kTrailerSize, trailer, got); !status) return status;
-    if (got != kTrailerSize || std::memcmp(trailer, kTrailerMagic, sizeof kTrailerMagic) != 0 ||
-        log::get_u32(trailer + 28) != log::checksum(trailer, 28))
+    if (got != kTrailerSize || !is_trailer(trailer))
         return Status::corruption(path, size - kTrailerSize, "bad trailer (the snapshot was not finished)");
     entries = log::get_u64(trailer + 8);
     return Status::ok();
@@ -256,8 +260,7 @@ Status read(FileSystem& fs, const std::string& path, Lsn& replay_from, std::uint
         if (size - offset < kTrailerSize) return Status::corruption(path, offset, "trailer missing");
     }
     if (Status status = read_exactly(kTrailerSize, "trailer"); !status) return status;
-    if (std::memcmp(buffer.data(), kTrailerMagic, sizeof kTrailerMagic) != 0 ||
-        log::get_u32(buffer.data() + 28) != log::checksum(buffer.data(), 28))
+    if (!is_trailer(buffer.data()))
         return Status::corruption(path, offset, "bad trailer (the snapshot was not finished)");
     if (log::get_u64(buffer.data() + 8) != seen_entries || log::get_u64(buffer.data() + 16) != seen_blocks)
         return Status::corruption(path, offset, "trailer counts disagree with the blocks");

@@ -172,7 +172,7 @@ protected:
     template <class Log, class Apply>
     static Status open_log(const std::string& dir, const LogOptions& options, CommitMode mode, Lsn from_lsn,
                            Apply&& apply, RecoveryReport& report, std::unique_ptr<Log>& log) {
-        FileSystem& fs = options.file_system != nullptr ? *options.file_system : default_file_system();
+        FileSystem& fs = file_system_or_default(options.file_system);
         if (Status status = fs.create_dir(dir, options.dir_mode); !status) return status;
         if (Status status = log::replay_log(fs, dir, from_lsn, options.recovery_mode, true, apply, report,
                                             options.on_replay_progress);
@@ -427,9 +427,9 @@ private:
         char header[log::kFileHeaderSize];
         log::write_file_header(header, first_lsn);
         if (Status status = file->append(std::string_view(header, sizeof header)); !status) return status;
-        if (options_.preallocate_bytes > 0) {
-            const std::uint64_t target = std::min<std::uint64_t>(options_.preallocate_bytes, options_.segment_bytes);
-            if (Status status = file->preallocate(target); !status) return status;
+        const std::uint64_t preallocated = std::min<std::uint64_t>(options_.preallocate_bytes, options_.segment_bytes);
+        if (preallocated > 0) {
+            if (Status status = file->preallocate(preallocated); !status) return status;
         }
         if (Status status = file->sync(); !status) return status;
         if (Status status = fs_.sync_dir(dir_); !status) return status;
@@ -438,9 +438,7 @@ private:
         }
         segment_ = std::move(file);
         segment_bytes_ = log::kFileHeaderSize;
-        preallocated_ = options_.preallocate_bytes > 0 ? std::min<std::uint64_t>(options_.preallocate_bytes,
-                                                                                 options_.segment_bytes)
-                                                       : 0;
+        preallocated_ = preallocated;
         std::lock_guard<std::mutex> lock(mutex_);
         segment_first_lsn_ = first_lsn;
         ++stats_.segments;
