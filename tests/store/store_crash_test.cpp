@@ -3,13 +3,12 @@
 // was never written.
 #include "catch.hpp"
 #include "kill_child.hpp"
+#include "temp_dir.hpp"
 
 #include <kvstore/store.hpp>
 
 #include <atomic>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <map>
 #include <random>
 #include <signal.h>
@@ -68,9 +67,8 @@ std::pair<int, long> parse(const std::string& value) {
 }  // namespace
 
 TEST_CASE("200 random kills during writes and checkpoints lose no acknowledged write", "[store][crash]") {
-    char pattern[] = "/tmp/kvstore-store-crash-XXXXXX";
-    REQUIRE(::mkdtemp(pattern) != nullptr);
-    const std::string dir = std::string(pattern) + "/store";
+    test::TempDir scratch;
+    const std::string dir = scratch.path() + "/store";
     std::mt19937 random(static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
     std::map<std::string, long> acknowledged;  // key -> newest i acknowledged, over every run
     int lost = 0;
@@ -107,13 +105,12 @@ TEST_CASE("200 random kills during writes and checkpoints lose no acknowledged w
     CHECK(lost == 0);
     CHECK(invented == 0);
     CHECK(acknowledged.size() > kKeysPerWriter);
-    CHECK(std::system(("rm -rf '" + std::string(pattern) + "'").c_str()) == 0);
+    CHECK(scratch.remove());
 }
 
 TEST_CASE("Batches cut by SIGKILL are there whole or not at all", "[store][crash]") {
-    char pattern[] = "/tmp/kvstore-batch-crash-XXXXXX";
-    REQUIRE(::mkdtemp(pattern) != nullptr);
-    const std::string dir = std::string(pattern) + "/store";
+    test::TempDir scratch;
+    const std::string dir = scratch.path() + "/store";
     std::mt19937 random(static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
     constexpr int kPairs = 16;
     int torn = 0;
@@ -147,5 +144,5 @@ TEST_CASE("Batches cut by SIGKILL are there whole or not at all", "[store][crash
             if (store->get("left-" + std::to_string(pair)) != store->get("right-" + std::to_string(pair))) ++torn;
     }
     CHECK(torn == 0);
-    CHECK(std::system(("rm -rf '" + std::string(pattern) + "'").c_str()) == 0);
+    CHECK(scratch.remove());
 }

@@ -2,12 +2,12 @@
 // had acknowledged is read back after reopening, on the real file system.
 #include "catch.hpp"
 #include "kill_child.hpp"
+#include "temp_dir.hpp"
 #include "wal_test_support.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <fcntl.h>
 #include <map>
 #include <random>
@@ -22,23 +22,6 @@ using namespace kvstore;
 using namespace kvstore::test;
 
 namespace {
-
-class TempDir {
-public:
-    TempDir() {
-        char pattern[] = "/tmp/kvstore-crash-XXXXXX";
-        REQUIRE(::mkdtemp(pattern) != nullptr);
-        path_ = pattern;
-    }
-    ~TempDir() {
-        const std::string command = "rm -rf '" + path_ + "'";
-        if (std::system(command.c_str()) != 0) std::fprintf(stderr, "could not remove %s\n", path_.c_str());
-    }
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
 
 std::string value_for(const std::string& key) { return key + std::string(64, '#') + key; }
 
