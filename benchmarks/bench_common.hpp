@@ -3,9 +3,11 @@
 // and a small random generator.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace kvstore_bench {
 
@@ -69,5 +71,25 @@ public:
 private:
     std::uint64_t state_;
 };
+
+/// The median of `values`. REQUIRES: `values` is not empty.
+inline double median(std::vector<double> values) {
+    std::sort(values.begin(), values.end());
+    const std::size_t middle = values.size() / 2;
+    return values.size() % 2 == 1 ? values[middle] : (values[middle - 1] + values[middle]) / 2.0;
+}
+
+/// "a,b,,c" -> {"a", "b", "c"}: a command-line list.
+inline std::vector<std::string> split_list(const std::string& text) {
+    std::vector<std::string> items;
+    std::size_t begin = 0;
+    while (begin <= text.size()) {
+        std::size_t end = text.find(',', begin);
+        if (end == std::string::npos) end = text.size();
+        if (end > begin) items.push_back(text.substr(begin, end - begin));
+        begin = end + 1;
+    }
+    return items;
+}
 
 }  // namespace kvstore_bench

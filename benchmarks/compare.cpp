@@ -686,12 +686,10 @@ PeerFigures run_peer(const PeerEntry& peer, const Config& config, const Inputs& 
     return figures;
 }
 
-double median(std::vector<double> values) {
+// The median of the figures present; kAbsent if none is.
+double median_present(std::vector<double> values) {
     values.erase(std::remove_if(values.begin(), values.end(), [](double v) { return std::isnan(v); }), values.end());
-    if (values.empty()) return kAbsent;
-    std::sort(values.begin(), values.end());
-    const std::size_t mid = values.size() / 2;
-    return values.size() % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2.0;
+    return values.empty() ? kAbsent : kvstore_bench::median(std::move(values));
 }
 
 PeerFigures median_figures(const std::vector<PeerFigures>& rounds, std::size_t thread_counts) {
@@ -699,7 +697,7 @@ PeerFigures median_figures(const std::vector<PeerFigures>& rounds, std::size_t t
     auto collect = [&](auto field) {
         std::vector<double> values;
         for (const PeerFigures& round : rounds) values.push_back(field(round));
-        return median(values);
+        return median_present(values);
     };
     result.bytes_per_entry = collect([](const PeerFigures& f) { return f.bytes_per_entry; });
     result.peak_bytes_per_entry = collect([](const PeerFigures& f) { return f.peak_bytes_per_entry; });
@@ -875,18 +873,6 @@ void usage(std::FILE* to) {
                  "  --markdown FILE also write the tables to FILE\n");
 }
 
-std::vector<std::string> split_list(const std::string& text) {
-    std::vector<std::string> items;
-    std::size_t begin = 0;
-    while (begin <= text.size()) {
-        std::size_t end = text.find(',', begin);
-        if (end == std::string::npos) end = text.size();
-        if (end > begin) items.push_back(text.substr(begin, end - begin));
-        begin = end + 1;
-    }
-    return items;
-}
-
 std::uint64_t parse_unsigned(const std::string& flag, const std::string& text) {
     char* end = nullptr;
     errno = 0;
@@ -924,14 +910,14 @@ Config parse_args(int argc, char** argv) {
             config.rounds = static_cast<unsigned>(parse_unsigned(flag, value));
         } else if (flag == "--threads") {
             config.threads.clear();
-            for (const std::string& item : split_list(value)) {
+            for (const std::string& item : kvstore_bench::split_list(value)) {
                 const std::uint64_t threads = parse_unsigned(flag, item);
                 if (threads == 0 || threads > 1024) die("--threads: " + item + " is not between 1 and 1024");
                 if (std::find(config.threads.begin(), config.threads.end(), threads) == config.threads.end())
                     config.threads.push_back(static_cast<unsigned>(threads));
             }
         } else if (flag == "--peers") {
-            config.peers = split_list(value);
+            config.peers = kvstore_bench::split_list(value);
         } else if (flag == "--value-size") {
             config.value_size = parse_unsigned(flag, value);
         } else if (flag == "--markdown") {

@@ -265,21 +265,6 @@ std::pair<double, double> run_replay(const Config& config) {
     return {records, megabytes};
 }
 
-double median(std::vector<double> values) {
-    if (values.empty()) return 0;
-    std::sort(values.begin(), values.end());
-    const std::size_t middle = values.size() / 2;
-    return values.size() % 2 == 1 ? values[middle] : (values[middle - 1] + values[middle]) / 2;
-}
-
-std::vector<std::string> split(const std::string& list) {
-    std::vector<std::string> parts;
-    std::stringstream in(list);
-    for (std::string part; std::getline(in, part, ',');)
-        if (!part.empty()) parts.push_back(part);
-    return parts;
-}
-
 std::string describe_disk(const std::string& dir) {
     struct statfs info {};
     if (::statfs(dir.c_str(), &info) != 0) return "unknown";
@@ -311,9 +296,9 @@ Config parse(int argc, char** argv) {
             config.rounds = std::stoi(value());
         } else if (flag == "--threads") {
             config.threads.clear();
-            for (const std::string& part : split(value())) config.threads.push_back(static_cast<unsigned>(std::stoul(part)));
+            for (const std::string& part : kvstore_bench::split_list(value())) config.threads.push_back(static_cast<unsigned>(std::stoul(part)));
         } else if (flag == "--peers") {
-            config.peers = split(value());
+            config.peers = kvstore_bench::split_list(value());
         } else if (flag == "--value-size") {
             config.value_size = std::stoul(value());
         } else if (flag == "--replay-records") {
@@ -386,20 +371,20 @@ int main(int argc, char** argv) {
         for (std::size_t p = 0; p < peers.size(); ++p) {
             if (std::strcmp(peers[p].name, name) != 0) continue;
             for (std::size_t t = 0; t < config.threads.size(); ++t)
-                if (config.threads[t] == threads) return median(rates[p][t]);
+                if (config.threads[t] == threads) return kvstore_bench::median(rates[p][t]);
         }
         return 0;
     };
     for (std::size_t p = 0; p < peers.size(); ++p) {
         out += std::string("| ") + peers[p].description + " |";
         for (std::size_t t = 0; t < config.threads.size(); ++t) {
-            std::snprintf(line, sizeof line, " %.0f |", median(rates[p][t]));
+            std::snprintf(line, sizeof line, " %.0f |", kvstore_bench::median(rates[p][t]));
             out += line;
         }
         out += "\n";
     }
     std::snprintf(line, sizeof line, "\nReplay (warm page cache, every record decoded): %.2f M records/s, %.0f MB/s\n",
-                  median(replay_records) / 1e6, median(replay_megabytes));
+                  kvstore_bench::median(replay_records) / 1e6, kvstore_bench::median(replay_megabytes));
     out += line;
 
     out += "\n| figure | value |\n|---|---|\n";
@@ -412,7 +397,7 @@ int main(int argc, char** argv) {
     ratio("GroupCommitWAL 32 thr / SyncWAL 1 thr", rate_of("group", 32), rate_of("sync", 1));
     ratio("GroupCommitWAL 32 thr / RocksDB sync 32 thr", rate_of("group", 32), rate_of("rocksdb", 32));
     ratio("GroupCommitWAL 64 thr / RocksDB sync 64 thr", rate_of("group", 64), rate_of("rocksdb", 64));
-    std::snprintf(line, sizeof line, "| replay M records/s | %.2f |\n", median(replay_records) / 1e6);
+    std::snprintf(line, sizeof line, "| replay M records/s | %.2f |\n", kvstore_bench::median(replay_records) / 1e6);
     out += line;
 
     std::fputs(out.c_str(), stdout);
