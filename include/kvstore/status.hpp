@@ -16,7 +16,6 @@ enum class StatusCode {
     kIoError,          ///< a system call failed; the message names it, the file and errno
     kCorruption,       ///< a file holds bytes that cannot have been written by kvstore
     kInvalidArgument,  ///< the caller asked for something that cannot be done
-    kNotFound,         ///< a file or record that was asked for is not there
     kBusy,             ///< another owner holds the resource (a locked directory)
     kFailed,           ///< the log failed earlier; the message is that first error
 };
@@ -28,7 +27,6 @@ inline const char* to_string(StatusCode code) noexcept {
         case StatusCode::kIoError: return "I/O error";
         case StatusCode::kCorruption: return "corruption";
         case StatusCode::kInvalidArgument: return "invalid argument";
-        case StatusCode::kNotFound: return "not found";
         case StatusCode::kBusy: return "busy";
         case StatusCode::kFailed: return "log failed";
     }
@@ -54,7 +52,6 @@ public:
     static Status invalid_argument(std::string message) {
         return Status(StatusCode::kInvalidArgument, std::move(message), 0);
     }
-    static Status not_found(std::string message) { return Status(StatusCode::kNotFound, std::move(message), 0); }
     static Status busy(std::string message) { return Status(StatusCode::kBusy, std::move(message), 0); }
     /// A later operation on a log that failed with `cause`.
     static Status failed(const Status& cause) {

@@ -110,10 +110,6 @@ public:
         return largest_read_;
     }
 
-    int syncs() const {
-        std::lock_guard<std::mutex> lock(mutex_);
-        return syncs_;
-    }
 
     Status create_dir(const std::string& path, unsigned) override {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -239,7 +235,6 @@ private:
             if (Status status = fs_.take_fault("fdatasync", path_); !status) return status;
             file_->synced = file_->end;
             file_->durable_size = file_->data.size();
-            ++fs_.syncs_;
             return Status::ok();
         }
         Status close() override { return Status::ok(); }
@@ -314,7 +309,6 @@ private:
     std::set<std::string> dirs_;
     std::set<std::string> locked_;
     std::optional<Fault> fault_;
-    int syncs_ = 0;
     std::size_t largest_read_ = 0;
     std::chrono::microseconds sync_delay_{0};
     bool powered_ = true;

@@ -163,8 +163,6 @@ public:
         return stats;
     }
 
-    const std::string& dir() const noexcept { return dir_; }
-
 protected:
     /// Replays the log in `dir` from `from_lsn` on through `apply` (see
     /// log::replay_log), repairs what the recovery mode allows, and starts
