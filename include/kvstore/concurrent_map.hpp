@@ -327,12 +327,18 @@ public:
     /// a shard not yet visited may or may not be seen.
     template <class F>
     void for_each(F&& f) const {
-        for (std::size_t i = 0; i < shard_count(); ++i) {
-            const Shard& shard = shards_[i];
-            std::shared_lock lock = read_lock(shard);
-            detail::CallbackScope scope(&shard);
-            shard.table.for_each([&](const Slot& slot) { f(Layout::key(slot), Layout::value(slot)); });
-        }
+        for (std::size_t i = 0; i < shard_count(); ++i) for_each_in_shard(i, f);
+    }
+
+    /// Calls f(key_ref, value_ref) on every entry of shard `shard_index`
+    /// (below shard_count()) under that shard's shared lock, which is all it
+    /// holds: work done shard by shard blocks writers of one shard at a time.
+    template <class F>
+    void for_each_in_shard(std::size_t shard_index, F&& f) const {
+        const Shard& shard = shards_[shard_index];
+        std::shared_lock lock = read_lock(shard);
+        detail::CallbackScope scope(&shard);
+        shard.table.for_each([&](const Slot& slot) { f(Layout::key(slot), Layout::value(slot)); });
     }
 
     /// Calls f(key_ref, V&) on every entry, one shard at a time under that

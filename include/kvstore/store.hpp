@@ -17,10 +17,17 @@
 // Changes made during the copy may or may not be in the snapshot; replaying
 // their records from L on gives the same state either way, because records
 // hold resulting values.
+//
+// A write may carry a time-to-live. Its record and snapshot entry hold the
+// absolute expiry, so a key keeps its deadline across restarts. An expired
+// key is never returned; it is removed when a call finds it and by a
+// background sweeper. Neither logs the removal: the key's own record already
+// says when it ends, and replaying it after that time removes the key.
 #pragma once
 
 #include <kvstore/codec.hpp>
 #include <kvstore/concurrent_map.hpp>
+#include <kvstore/detail/expiring_value.hpp>
 #include <kvstore/detail/snapshot_file.hpp>
 #include <kvstore/durability.hpp>
 
@@ -28,6 +35,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -55,6 +64,21 @@ struct StoreOptions {
     /// checkpoint_poll. Not used under None.
     std::uint64_t checkpoint_bytes = std::uint64_t{64} << 20;
     std::chrono::milliseconds checkpoint_poll{100};
+    /// What "now" is for time-to-live; empty: std::chrono::system_clock.
+    /// Expiry times are absolute wall-clock times (they survive restarts),
+    /// so moving the system clock forward expires keys early and moving it
+    /// back keeps them longer.
+    std::function<std::chrono::system_clock::time_point()> clock;
+    /// A background sweeper removes expired keys this often, one shard at a
+    /// time (0: expired keys are removed only when a call finds them).
+    std::chrono::milliseconds sweep_interval{1000};
+};
+
+/// What opening a store found.
+struct StoreRecovery {
+    std::string snapshot;           ///< the snapshot loaded ("" if none)
+    std::uint64_t snapshot_entries = 0;
+    RecoveryReport log;             ///< the log replayed after it
 };
 
 /// A store's figures.
@@ -65,16 +89,13 @@ struct StoreStats {
     std::size_t memory_bytes = 0;  ///< tables and records held by the map
     LogStats log;                  ///< all zero under None
     std::uint64_t checkpoints = 0; ///< finished by this Store object
+    /// Expired keys removed by this Store object (by calls that found them
+    /// and by the sweeper); counted in items until then.
+    std::uint64_t expired_keys = 0;
+    StoreRecovery recovery;        ///< what opening the store found
     /// The first error of an automatic checkpoint, if one failed (they are
     /// retried at the next poll).
     std::string checkpoint_error;
-};
-
-/// What opening a store found.
-struct StoreRecovery {
-    std::string snapshot;           ///< the snapshot loaded ("" if none)
-    std::uint64_t snapshot_entries = 0;
-    RecoveryReport log;             ///< the log replayed after it
 };
 
 /// Puts and erases that a Store applies together: after a crash all of them
@@ -85,35 +106,51 @@ public:
     void put(K key, V value) {
         keys_.push_back(std::move(key));
         values_.emplace_back(std::move(value));
+        ttls_.emplace_back();
+    }
+    /// A put that expires `ttl` after the batch is written (ttl > 0).
+    void put(K key, V value, std::chrono::milliseconds ttl) {
+        put(std::move(key), std::move(value));
+        ttls_.back() = ttl;
     }
     void erase(K key) {
         keys_.push_back(std::move(key));
         values_.emplace_back();
+        ttls_.emplace_back();
     }
     std::size_t size() const noexcept { return keys_.size(); }
     bool empty() const noexcept { return keys_.empty(); }
     void clear() noexcept {
         keys_.clear();
         values_.clear();
+        ttls_.clear();
     }
 
     /// The keys, in the order given; a key's later entries win.
     const std::vector<K>& keys() const noexcept { return keys_; }
     /// The value put for keys()[i], or nothing for an erase.
     const std::vector<std::optional<V>>& values() const noexcept { return values_; }
+    /// The time-to-live of the put of keys()[i], if it has one.
+    const std::vector<std::optional<std::chrono::milliseconds>>& ttls() const noexcept { return ttls_; }
 
 private:
     std::vector<K> keys_;
     std::vector<std::optional<V>> values_;
+    std::vector<std::optional<std::chrono::milliseconds>> ttls_;
 };
 
 template <class K, class V, class Durability = GroupCommitWAL, class Hasher = Hash<K>,
           class KeyEqual = std::equal_to<>>
 class Store {
     static constexpr bool kLogs = !std::is_same_v<Durability, None>;
+    using Values = detail::ExpiringValue<V>;
+    using Stored = typename Values::Stored;
+    using Map = ConcurrentMap<K, Stored, Hasher, KeyEqual>;
+    using Expiry = detail::Expiry;
+    static constexpr Expiry kNoExpiry = detail::kNoExpiry;
 
 public:
-    using Map = ConcurrentMap<K, V, Hasher, KeyEqual>;
+    using TimePoint = std::chrono::system_clock::time_point;
 
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
@@ -126,29 +163,27 @@ public:
                        StoreRecovery* recovery = nullptr) {
         FileSystem& fs = file_system_or_default(options.log.file_system);
         std::unique_ptr<Store> opened(new Store(fs, dir, options));
-        StoreRecovery found;
-        if (Status status = opened->recover(found); !status) return status;
-        if (recovery != nullptr) *recovery = std::move(found);
-        if (kLogs && options.checkpoint_bytes > 0)
-            opened->checkpointer_ = std::thread([raw = opened.get()] { raw->checkpoint_when_due(); });
+        if (Status status = opened->recover(opened->recovery_); !status) return status;
+        if (recovery != nullptr) *recovery = opened->recovery_;
+        if (opened->background_period().count() > 0)
+            opened->background_ = std::thread([raw = opened.get()] { raw->run_background(); });
         store = std::move(opened);
         return Status::ok();
     }
 
-    /// Sets `key` to `value`; returns once the policy's promise holds.
+    /// Sets `key` to `value`, without an expiry (removing one it had);
+    /// returns once the policy's promise holds.
     template <class Q, class M>
-    Status put(Q&& key, M&& value) {
-        if (Status status = check_sizes(key, &value); !status) return status;
-        Lsn lsn = 0;
-        Status logged;
-        upsert_logged(
-            key, value,
-            [&](auto& stored) {
-                logged = log_put(key, value, lsn);
-                if (logged) stored = value;
-            },
-            lsn, logged);
-        return commit_logged(logged, lsn);
+    Status put(const Q& key, const M& value) {
+        return put_expiring(key, value, kNoExpiry);
+    }
+
+    /// Sets `key` to `value` until `ttl` (> 0) from now.
+    template <class Q, class M>
+    Status put(const Q& key, const M& value, std::chrono::milliseconds ttl) {
+        Expiry expiry = kNoExpiry;
+        if (Status status = expiry_after(ttl, expiry); !status) return status;
+        return put_expiring(key, value, expiry);
     }
 
     /// Removes `key`; `erased` (if given) says whether it was there. Erasing
@@ -158,59 +193,87 @@ public:
         if (Status status = check_sizes<Q, V>(key, nullptr); !status) return status;
         Lsn lsn = 0;
         Status logged;
-        const bool removed = map_.erase_if(key, [&](const auto&) {
+        bool live = false;
+        const Expiry now = now_us();
+        const bool removed = map_.erase_if(key, [&](const auto& stored) {
+            if (expired_at(stored, now)) return true;
             logged = log_erase(key, lsn);
-            return logged.is_ok();
+            live = logged.is_ok();
+            return live;
         });
-        if (erased != nullptr) *erased = removed;
+        if (removed && !live) expired_.fetch_add(1, std::memory_order_relaxed);
+        if (erased != nullptr) *erased = live;
         return commit_logged(logged, lsn);
     }
 
-    /// Sets `key` to `value` only if it is absent; `inserted` says whether
-    /// it was. Nothing is logged when the key is present.
+    /// Sets `key` to `value` only if it is absent (or expired); `inserted`
+    /// says whether it was. Nothing is logged when the key is present.
     template <class Q, class M>
-    Status put_if_absent(Q&& key, M&& value, bool& inserted) {
-        if (Status status = check_sizes(key, &value); !status) return status;
-        Lsn lsn = 0;
-        Status logged;
-        inserted = upsert_logged(key, value, [](auto&) {}, lsn, logged);
-        return commit_logged(logged, lsn);
+    Status put_if_absent(const Q& key, const M& value, bool& inserted) {
+        return put_if_absent_expiring(key, value, kNoExpiry, inserted);
+    }
+
+    /// As put_if_absent, with the value expiring `ttl` (> 0) from now.
+    template <class Q, class M>
+    Status put_if_absent(const Q& key, const M& value, bool& inserted, std::chrono::milliseconds ttl) {
+        inserted = false;
+        Expiry expiry = kNoExpiry;
+        if (Status status = expiry_after(ttl, expiry); !status) return status;
+        return put_if_absent_expiring(key, value, expiry, inserted);
     }
 
     /// Sets `key` to `desired` if its value equals `expected`; `swapped`
-    /// says whether it did.
+    /// says whether it did. The key keeps its expiry.
     template <class Q, class E, class M>
     Status compare_and_set(const Q& key, const E& expected, const M& desired, bool& swapped) {
-        if (Status status = check_sizes(key, &desired); !status) return status;
-        Lsn lsn = 0;
-        Status logged;
         swapped = false;
-        map_.update(key, [&](auto& stored) {
-            if (!(stored == expected)) return;
-            logged = log_put(key, desired, lsn);
-            if (!logged) return;
-            stored = desired;
-            swapped = true;
+        if (Status status = check_sizes(key, &desired); !status) return status;
+        return change_live(key, [&](const auto& value, Expiry expiry, auto&& store_value) {
+            if (!(value == expected)) return;
+            if (store_value(desired, expiry)) swapped = true;
         });
-        return commit_logged(logged, lsn);
     }
 
     /// Calls f(V&) on a copy of the key's value under the shard's exclusive
-    /// lock and stores the result; the log holds the resulting value, never
-    /// f. `found` says whether the key was there. If f throws, nothing
-    /// changes and the exception propagates.
+    /// lock and stores the result, keeping the key's expiry; the log holds
+    /// the resulting value, never f. `found` says whether the key was there.
+    /// If f throws, nothing changes and the exception propagates.
     template <class Q, class F>
     Status update(const Q& key, F&& f, bool& found) {
-        Lsn lsn = 0;
-        Status logged;
-        found = map_.update(key, [&](auto& stored) {
-            V changed(stored);
+        found = false;
+        Status checked;
+        Status status = change_live(key, [&](const auto& value, Expiry expiry, auto&& store_value) {
+            found = true;
+            V changed(value);
             f(changed);
-            logged = check_sizes(key, &changed);
-            if (logged) logged = log_put(key, changed, lsn);
-            if (logged) stored = std::move(changed);
+            checked = check_sizes(key, &changed);
+            if (checked) store_value(changed, expiry);
         });
-        return commit_logged(logged, lsn);
+        return checked ? status : checked;
+    }
+
+    /// Makes `key` expire `ttl` (> 0) from now; `found` says whether it was
+    /// there. Logged as a put of its value with the new expiry.
+    template <class Q>
+    Status expire(const Q& key, std::chrono::milliseconds ttl, bool& found) {
+        found = false;
+        Expiry expiry = kNoExpiry;
+        if (Status status = expiry_after(ttl, expiry); !status) return status;
+        return change_live(key, [&](const auto& value, Expiry, auto&& store_value) {
+            found = true;
+            store_value(value, expiry);
+        });
+    }
+
+    /// Removes the key's expiry; `had_expiry` says whether it had one.
+    template <class Q>
+    Status persist(const Q& key, bool& had_expiry) {
+        had_expiry = false;
+        return change_live(key, [&](const auto& value, Expiry expiry, auto&& store_value) {
+            if (expiry == kNoExpiry) return;
+            had_expiry = true;
+            store_value(value, kNoExpiry);
+        });
     }
 
     /// Applies every put and erase of `batch` as one: one log record, and
@@ -220,12 +283,20 @@ public:
         const auto& keys = batch.keys();
         const auto& values = batch.values();
         std::vector<std::string> encoded(2 * keys.size());
+        std::vector<std::string> scratch(keys.size());
         std::vector<LogOperation> ops(keys.size());
+        std::vector<Expiry> expiries(keys.size(), kNoExpiry);
         for (std::size_t i = 0; i < keys.size(); ++i) {
             if (Status status = check_sizes(keys[i], values[i] ? &*values[i] : nullptr); !status) return status;
-            ops[i].type = values[i] ? LogRecordType::kPut : LogRecordType::kErase;
+            if (const auto& ttl = batch.ttls()[i]) {
+                if (Status status = expiry_after(*ttl, expiries[i]); !status) return status;
+            }
+            ops[i].type = !values[i]                   ? LogRecordType::kErase
+                          : expiries[i] == kNoExpiry ? LogRecordType::kPut
+                                                       : LogRecordType::kPutExpiring;
             ops[i].key = bytes_of(keys[i], encoded[2 * i]);
             if (values[i]) ops[i].value = bytes_of(*values[i], encoded[2 * i + 1]);
+            ops[i].expiry = expiries[i];
         }
         Lsn lsn = 0;
         Status logged;
@@ -236,7 +307,8 @@ public:
             }
             for (std::size_t i = 0; i < keys.size(); ++i) {
                 if (values[i]) {
-                    locked.insert_or_assign(keys[i], *values[i]);
+                    locked.insert_or_assign(keys[i], stored_form(*values[i], expiries[i], scratch[i]));
+                    if (expiries[i] != kNoExpiry) note_expiring();
                 } else {
                     locked.erase(keys[i]);
                 }
@@ -257,25 +329,70 @@ public:
         return commit_logged(logged, lsn);
     }
 
+    /// A copy of the key's value, or std::nullopt if it is absent or expired.
     template <class Q>
     std::optional<V> get(const Q& key) const {
-        return map_.get(key);
+        std::optional<V> result;
+        read_live(key, [&](const auto& value, Expiry) { result.emplace(value); });
+        return result;
     }
+    /// Copies the key's value into `out`; false (out untouched) if it is
+    /// absent or expired.
     template <class Q>
     bool find(const Q& key, V& out) const {
-        return map_.find(key, out);
+        return read_live(key, [&](const auto& value, Expiry) {
+            if constexpr (std::is_same_v<V, std::string>) {
+                out.assign(value.data(), value.size());
+            } else {
+                out = value;
+            }
+        });
     }
     template <class Q>
     bool contains(const Q& key) const {
-        return map_.contains(key);
+        return read_live(key, [](const auto&, Expiry) {});
     }
-    /// Calls f(key, value) on every entry, one shard at a time (see
+    /// Whether the key is there, and when it expires (nothing if never).
+    template <class Q>
+    bool expires_at(const Q& key, std::optional<TimePoint>& when) const {
+        return read_live(key, [&](const auto&, Expiry expiry) {
+            when.reset();
+            if (expiry != kNoExpiry) when = TimePoint(std::chrono::duration_cast<TimePoint::duration>(
+                                               std::chrono::microseconds(expiry)));
+        });
+    }
+    /// Calls f(key, value) on every live entry, one shard at a time (see
     /// ConcurrentMap::for_each).
     template <class F>
     void for_each(F&& f) const {
-        map_.for_each(std::forward<F>(f));
+        const Expiry now = now_us();
+        map_.for_each([&](const auto& key, const auto& stored) {
+            if (!expired_at(stored, now)) f(key, Values::value(stored));
+        });
     }
+    /// Entries held, read without locking; expired keys count until they
+    /// are removed.
     std::size_t size() const noexcept { return map_.size(); }
+
+    /// Removes every expired key now, one shard at a time: a shard is held
+    /// under its shared lock while it is scanned, and each removal takes
+    /// its exclusive lock for that key alone. Returns how many it removed.
+    /// The background sweeper calls this every sweep_interval.
+    std::size_t remove_expired() {
+        std::size_t removed = 0;
+        std::vector<K> expired;
+        for (std::size_t shard = 0; shard < map_.shard_count(); ++shard) {
+            const Expiry now = now_us();
+            expired.clear();
+            map_.for_each_in_shard(shard, [&](const auto& key, const auto& stored) {
+                if (expired_at(stored, now)) expired.emplace_back(key);
+            });
+            for (const K& key : expired)
+                if (map_.erase_if(key, [&](const auto& stored) { return expired_at(stored, now); })) ++removed;
+        }
+        expired_.fetch_add(removed, std::memory_order_relaxed);
+        return removed;
+    }
 
     /// Writes a snapshot of the current state and deletes the log segments
     /// it replaces; readers and writers go on meanwhile.
@@ -289,9 +406,11 @@ public:
         Status status = writer.open();
         std::string key_bytes;
         std::string value_bytes;
-        map_.for_each([&](const auto& key, const auto& value) {
-            if (!status) return;
-            status = writer.add({bytes_of(key, key_bytes), bytes_of(value, value_bytes), 0});
+        const Expiry now = now_us();
+        map_.for_each([&](const auto& key, const auto& stored) {
+            if (!status || expired_at(stored, now)) return;
+            status = writer.add(
+                {bytes_of(key, key_bytes), bytes_of(Values::value(stored), value_bytes), Values::expiry(stored)});
         });
         if (status) status = writer.finish();
         if (!status) return status;
@@ -309,11 +428,11 @@ public:
     Status close() {
         if (!lock_) return Status::ok();
         {
-            std::lock_guard<std::mutex> lock(checkpointer_mutex_);
+            std::lock_guard<std::mutex> lock(background_mutex_);
             closing_ = true;
         }
-        checkpointer_wakeup_.notify_all();
-        if (checkpointer_.joinable()) checkpointer_.join();
+        background_wakeup_.notify_all();
+        if (background_.joinable()) background_.join();
         Status status;
         if constexpr (kLogs) {
             if (log_) status = log_->close();
@@ -337,12 +456,12 @@ public:
         stats.memory_bytes = map.memory_bytes;
         stats.log = log_stats();
         stats.checkpoints = checkpoints_.load(std::memory_order_relaxed);
-        std::lock_guard<std::mutex> lock(checkpointer_mutex_);
+        stats.expired_keys = expired_.load(std::memory_order_relaxed);
+        stats.recovery = recovery_;
+        std::lock_guard<std::mutex> lock(background_mutex_);
         stats.checkpoint_error = checkpoint_error_;
         return stats;
     }
-
-    const Map& map() const noexcept { return map_; }
 
 private:
     struct Refused {};
@@ -350,7 +469,7 @@ private:
     Store(FileSystem& fs, std::string dir, const StoreOptions& options)
         : fs_(fs), dir_(std::move(dir)), options_(options), map_(options.map) {}
 
-    // Bytes of `value` through its codec; std::string needs no copy.
+    // Bytes of `value` through its codec; strings need no copy.
     template <class T>
     static std::string_view bytes_of(const T& value, std::string& scratch) {
         if constexpr (std::is_convertible_v<const T&, std::string_view>) {
@@ -399,17 +518,147 @@ private:
             return T(given);
     }
 
+    // ---- Time to live ----
+
+    Expiry now_us() const {
+        const TimePoint now = options_.clock ? options_.clock() : std::chrono::system_clock::now();
+        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+        return us > 0 ? static_cast<Expiry>(us) : 1;
+    }
+
+    Status expiry_after(std::chrono::milliseconds ttl, Expiry& expiry) const {
+        const Expiry now = now_us();
+        const auto ms = ttl.count();
+        if (ms <= 0)
+            return Status::invalid_argument("a time-to-live must be positive; got " + std::to_string(ms) + " ms");
+        if (static_cast<std::uint64_t>(ms) > (std::numeric_limits<Expiry>::max() - now) / 1000)
+            return Status::invalid_argument("a time-to-live of " + std::to_string(ms) +
+                                            " ms ends past the last representable time");
+        expiry = now + static_cast<Expiry>(ms) * 1000;
+        return Status::ok();
+    }
+
+    template <class S>
+    static bool expired_at(const S& stored, Expiry now) noexcept {
+        const Expiry expiry = Values::expiry(stored);
+        return expiry != kNoExpiry && expiry <= now;
+    }
+
+    // The clock is read only for keys that have an expiry.
+    template <class S>
+    bool expired(const S& stored) const {
+        return Values::expiry(stored) != kNoExpiry && expired_at(stored, now_us());
+    }
+
+    void note_expiring() noexcept {
+        if (!has_expiring_.load(std::memory_order_relaxed)) has_expiring_.store(true, std::memory_order_relaxed);
+    }
+
+    // Calls read(value, expiry) on the key's value under the shared lock if
+    // it is live; an expired key found here is removed. Returns whether it
+    // was live.
+    template <class Q, class Read>
+    bool read_live(const Q& key, Read&& read) const {
+        bool found_expired = false;
+        const bool found = map_.visit(key, [&](const auto& stored) {
+            if (expired(stored)) {
+                found_expired = true;
+            } else {
+                read(Values::value(stored), Values::expiry(stored));
+            }
+        });
+        if (found_expired) {
+            const Expiry now = now_us();
+            if (map_.erase_if(key, [&](const auto& stored) { return expired_at(stored, now); }))
+                expired_.fetch_add(1, std::memory_order_relaxed);
+        }
+        return found && !found_expired;
+    }
+
+    // Calls change(value, expiry, store_value) under the exclusive lock if
+    // the key is live; store_value(new_value, new_expiry) logs and stores
+    // it and returns whether it did.
+    template <class Q, class Change>
+    Status change_live(const Q& key, Change&& change) {
+        Lsn lsn = 0;
+        Status logged;
+        map_.update(key, [&](auto& stored) {
+            if (expired(stored)) return;
+            auto store_value = [&](const auto& value, Expiry expiry) {
+                logged = log_put(key, value, expiry, lsn);
+                if (!logged) return false;
+                std::string scratch;
+                stored = stored_form(value, expiry, scratch);
+                if (expiry != kNoExpiry) note_expiring();
+                return true;
+            };
+            change(Values::value(stored), Values::expiry(stored), store_value);
+        });
+        return commit_logged(logged, lsn);
+    }
+
+    // The map's form of value + expiry; a std::string form is built in
+    // `scratch` and viewed.
+    template <class M>
+    static decltype(auto) stored_form(const M& value, Expiry expiry, std::string& scratch) {
+        if constexpr (std::is_same_v<V, std::string>) {
+            return Values::make_into(scratch, std::string_view(value), expiry);
+        } else {
+            (void)scratch;
+            return Values::make(value, expiry);
+        }
+    }
+
+    // ---- Writes ----
+
     template <class Q, class M>
-    Status log_put(const Q& key, const M& value, Lsn& lsn) {
+    Status put_expiring(const Q& key, const M& value, Expiry expiry) {
+        if (Status status = check_sizes(key, &value); !status) return status;
+        Lsn lsn = 0;
+        Status logged;
+        upsert_logged(
+            key, value, expiry,
+            [&](auto& stored) {
+                logged = log_put(key, value, expiry, lsn);
+                if (logged) stored = Values::make(value, expiry);
+            },
+            lsn, logged);
+        return commit_logged(logged, lsn);
+    }
+
+    template <class Q, class M>
+    Status put_if_absent_expiring(const Q& key, const M& value, Expiry expiry, bool& inserted) {
+        if (Status status = check_sizes(key, &value); !status) return status;
+        Lsn lsn = 0;
+        Status logged;
+        bool replaced_expired = false;
+        inserted = upsert_logged(
+            key, value, expiry,
+            [&](auto& stored) {
+                if (!expired(stored)) return;
+                logged = log_put(key, value, expiry, lsn);
+                if (!logged) return;
+                stored = Values::make(value, expiry);
+                replaced_expired = true;
+            },
+            lsn, logged);
+        inserted = inserted || replaced_expired;
+        return commit_logged(logged, lsn);
+    }
+
+    template <class Q, class M>
+    Status log_put(const Q& key, const M& value, Expiry expiry, Lsn& lsn) {
         if constexpr (kLogs) {
             std::string key_scratch;
             std::string value_scratch;
-            return log_->append({LogRecordType::kPut, bytes_of(as_stored<K>(key), key_scratch),
-                                 bytes_of(as_stored<V>(value), value_scratch), 0},
+            return log_->append({expiry == kNoExpiry ? LogRecordType::kPut : LogRecordType::kPutExpiring,
+                                 bytes_of(as_stored<K>(key), key_scratch),
+                                 bytes_of(as_stored<V>(value), value_scratch), expiry},
                                 lsn);
         } else {
             (void)key;
             (void)value;
+            (void)expiry;
             (void)lsn;
             return Status::ok();
         }
@@ -427,34 +676,17 @@ private:
         }
     }
 
-    // The automatic checkpoints: one whenever the log has grown by
-    // checkpoint_bytes since the last one.
-    void checkpoint_when_due() {
-        std::unique_lock<std::mutex> lock(checkpointer_mutex_);
-        std::uint64_t logged_at_last = 0;
-        while (!checkpointer_wakeup_.wait_for(lock, options_.checkpoint_poll, [&] { return closing_; })) {
-            const std::uint64_t logged = log_stats().bytes;
-            if (logged - logged_at_last < options_.checkpoint_bytes) continue;
-            lock.unlock();
-            const Status status = checkpoint();
-            lock.lock();
-            if (status) {
-                logged_at_last = logged;
-            } else if (checkpoint_error_.empty()) {
-                checkpoint_error_ = status.to_string();
-            }
-        }
-    }
-
     // Inserts key -> value, logging it, if the key is absent (returns
     // true); else calls on_present(stored). A refused append inserts nothing.
     template <class Q, class M, class OnPresent>
-    bool upsert_logged(const Q& key, const M& value, OnPresent&& on_present, Lsn& lsn, Status& logged) {
+    bool upsert_logged(const Q& key, const M& value, Expiry expiry, OnPresent&& on_present, Lsn& lsn,
+                       Status& logged) {
+        if (expiry != kNoExpiry) note_expiring();
         try {
-            return map_.upsert(key, std::forward<OnPresent>(on_present), [&]() -> V {
-                logged = log_put(key, value, lsn);
+            return map_.upsert(key, std::forward<OnPresent>(on_present), [&]() {
+                logged = log_put(key, value, expiry, lsn);
                 if (!logged) throw Refused{};
-                return V(value);
+                return Values::make(value, expiry);
             });
         } catch (const Refused&) {
             return false;
@@ -469,39 +701,97 @@ private:
         return Status::ok();
     }
 
-    // Applies one logged operation during recovery.
-    Status apply(const LogOperation& op, Lsn lsn) {
-        switch (op.type) {
-            case LogRecordType::kPut:
-            case LogRecordType::kPutExpiring:
-                return restore(op.key, op.value) ? Status::ok() : undecodable("entry", lsn);
-            case LogRecordType::kErase: {
-                if constexpr (std::is_same_v<K, std::string>) {
-                    map_.erase(op.key);
-                } else {
-                    K key{};
-                    if (!Codec<K>::decode(op.key, key)) return undecodable("key", lsn);
-                    map_.erase(key);
-                }
-                return Status::ok();
-            }
-            case LogRecordType::kClear: map_.clear(); return Status::ok();
-            case LogRecordType::kBatch: break;
-        }
-        return undecodable("operation", lsn);
+    // ---- Background work: automatic checkpoints and the sweeper ----
+
+    std::chrono::milliseconds background_period() const {
+        const bool checkpoints = kLogs && options_.checkpoint_bytes > 0 && options_.checkpoint_poll.count() > 0;
+        const bool sweeps = options_.sweep_interval.count() > 0;
+        if (checkpoints && sweeps) return std::min(options_.checkpoint_poll, options_.sweep_interval);
+        if (checkpoints) return options_.checkpoint_poll;
+        return sweeps ? options_.sweep_interval : std::chrono::milliseconds::zero();
     }
 
-    // Sets an entry read from a snapshot or the log; false if its bytes do
-    // not decode. A string-to-string map takes the bytes as they are,
-    // without building strings for them.
-    bool restore(std::string_view key_bytes, std::string_view value_bytes) {
-        if constexpr (std::is_same_v<K, std::string> && std::is_same_v<V, std::string>) {
-            map_.insert_or_assign(key_bytes, value_bytes);
+    // Checkpoints whenever the log has grown by checkpoint_bytes since the
+    // last one, and sweeps every sweep_interval once a key has had an expiry.
+    void run_background() {
+        using Clock = std::chrono::steady_clock;
+        std::unique_lock<std::mutex> lock(background_mutex_);
+        std::uint64_t logged_at_last = 0;
+        Clock::time_point next_sweep = Clock::now() + options_.sweep_interval;
+        while (!background_wakeup_.wait_for(lock, background_period(), [&] { return closing_; })) {
+            lock.unlock();
+            const std::uint64_t logged = log_stats().bytes;
+            Status checkpointed;
+            bool tried = false;
+            if (kLogs && options_.checkpoint_bytes > 0 && logged - logged_at_last >= options_.checkpoint_bytes) {
+                checkpointed = checkpoint();
+                tried = true;
+            }
+            if (options_.sweep_interval.count() > 0 && Clock::now() >= next_sweep) {
+                if (has_expiring_.load(std::memory_order_relaxed)) remove_expired();
+                next_sweep = Clock::now() + options_.sweep_interval;
+            }
+            lock.lock();
+            if (!tried) continue;
+            if (checkpointed) {
+                logged_at_last = logged;
+            } else if (checkpoint_error_.empty()) {
+                checkpoint_error_ = checkpointed.to_string();
+            }
+        }
+    }
+
+    // ---- Recovery ----
+
+    // Applies one logged operation during recovery.
+    Status apply(const LogOperation& op, Lsn lsn) {
+        bool decoded = true;
+        switch (op.type) {
+            case LogRecordType::kPut: decoded = restore(op.key, op.value, kNoExpiry); break;
+            case LogRecordType::kPutExpiring: decoded = restore(op.key, op.value, op.expiry); break;
+            case LogRecordType::kErase: decoded = erase_decoded(op.key); break;
+            case LogRecordType::kClear: map_.clear(); break;
+            case LogRecordType::kBatch: return undecodable("operation", lsn);
+        }
+        return decoded ? Status::ok() : undecodable("entry", lsn);
+    }
+
+    // Sets an entry read from a snapshot or the log, or removes the key if
+    // the entry expired before the store was opened; false if its bytes do
+    // not decode. String keys are looked up by their bytes, without building
+    // strings for them.
+    bool restore(std::string_view key_bytes, std::string_view value_bytes, Expiry expiry) {
+        if (expiry != kNoExpiry) {
+            note_expiring();
+            if (expiry <= opened_at_) return erase_decoded(key_bytes);
+        }
+        if constexpr (std::is_same_v<V, std::string>) {
+            return insert_decoded(key_bytes, Values::make_into(restore_buffer_, value_bytes, expiry));
+        } else {
+            Stored stored{};
+            return Values::decode(value_bytes, expiry, stored) && insert_decoded(key_bytes, std::move(stored));
+        }
+    }
+
+    template <class M>
+    bool insert_decoded(std::string_view key_bytes, M&& stored) {
+        if constexpr (std::is_same_v<K, std::string>) {
+            map_.insert_or_assign(key_bytes, std::forward<M>(stored));
         } else {
             K key{};
-            V value{};
-            if (!Codec<K>::decode(key_bytes, key) || !Codec<V>::decode(value_bytes, value)) return false;
-            map_.insert_or_assign(std::move(key), std::move(value));
+            if (!Codec<K>::decode(key_bytes, key)) return false;
+            map_.insert_or_assign(std::move(key), std::forward<M>(stored));
+        }
+        return true;
+    }
+
+    bool erase_decoded(std::string_view key_bytes) {
+        if constexpr (std::is_same_v<K, std::string>) {
+            map_.erase(key_bytes);
+        } else {
+            K key{};
+            if (!Codec<K>::decode(key_bytes, key)) return false;
+            map_.erase(key);
         }
         return true;
     }
@@ -518,6 +808,7 @@ private:
                 return Status::busy("the store at " + dir_ + " is open elsewhere (its LOCK file is held)");
             return status;
         }
+        opened_at_ = now_us();
         std::vector<std::string> names;
         if (Status status = fs_.list_dir(dir_, names); !status) return status;
         Lsn newest = 0;
@@ -542,12 +833,11 @@ private:
                 return status;
             map_.reserve(static_cast<std::size_t>(entries));
             Status decoded;
-            Status status = detail::snapshot::read(fs_, found.snapshot, replay_from, found.snapshot_entries,
-                                                   [&](const detail::snapshot::Entry& entry) {
-                                                       if (decoded && !restore(entry.key, entry.value))
-                                                           decoded = Status::corruption(
-                                                               found.snapshot, 0, "an entry does not decode");
-                                                   });
+            Status status = detail::snapshot::read(
+                fs_, found.snapshot, replay_from, found.snapshot_entries, [&](const detail::snapshot::Entry& entry) {
+                    if (decoded && !restore(entry.key, entry.value, entry.expiry))
+                        decoded = Status::corruption(found.snapshot, 0, "an entry does not decode");
+                });
             if (!status) return status;
             if (!decoded) return decoded;
         }
@@ -565,6 +855,7 @@ private:
                 return status;
             log_ = std::move(log);
         }
+        restore_buffer_ = std::string();
         return Status::ok();
     }
 
@@ -584,14 +875,20 @@ private:
     FileSystem& fs_;
     const std::string dir_;
     const StoreOptions options_;
-    Map map_;
+    // Mutable so that a read that finds an expired key can remove it.
+    mutable Map map_;
     std::unique_ptr<FileLock> lock_;
     std::unique_ptr<Durability> log_;  // unused under None
+    StoreRecovery recovery_;
+    Expiry opened_at_ = 0;
+    std::string restore_buffer_;  // recovery's stored forms of string values
     std::mutex checkpoint_mutex_;
     std::atomic<std::uint64_t> checkpoints_{0};
-    std::thread checkpointer_;
-    mutable std::mutex checkpointer_mutex_;
-    std::condition_variable checkpointer_wakeup_;
+    mutable std::atomic<std::uint64_t> expired_{0};
+    std::atomic<bool> has_expiring_{false};
+    std::thread background_;
+    mutable std::mutex background_mutex_;
+    std::condition_variable background_wakeup_;
     bool closing_ = false;
     std::string checkpoint_error_;
     Lsn next_snapshot_lsn_ = 1;  // None: snapshots are numbered, there is no log

@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <map>
 #include <random>
 #include <signal.h>
@@ -24,6 +26,9 @@ namespace {
 
 constexpr int kWriters = 3;
 constexpr int kKeysPerWriter = 40;
+// In the TTL run, writer 0's keys live an hour, writer 1's a millisecond.
+constexpr int kLongLived = 0;
+constexpr std::chrono::milliseconds kShortTtl(1);
 
 // Writer t owns keys "t<t>-<k>" and writes them in turn with values
 // "t<t>-<i>", i = 0, 1, 2...: key k gets i with i % kKeysPerWriter == k, and
@@ -33,16 +38,21 @@ std::string value_of(int writer, long i) { return "t" + std::to_string(writer) +
 
 // `first` grows from run to run, so that every write to a key carries a
 // larger i than the writes of earlier runs.
-[[noreturn]] void write_until_killed(const std::string& dir, int report_fd, long first) {
-    StoreOptions options;
-    options.log.segment_bytes = 8 << 10;
+// Writers 0..writers-1 write their keys, writer t's with ttl_of(t) if that
+// has a value, while another thread checkpoints every 2 ms.
+[[noreturn]] void write_until_killed(const std::string& dir, int report_fd, long first, int writers,
+                                     std::function<std::optional<std::chrono::milliseconds>(int)> ttl_of,
+                                     const StoreOptions& options) {
     std::unique_ptr<Store<std::string, std::string, GroupCommitWAL>> store;
     if (!Store<std::string, std::string, GroupCommitWAL>::open(dir, options, store)) ::_exit(2);
     std::vector<std::thread> threads;
-    for (int t = 0; t < kWriters; ++t) {
+    for (int t = 0; t < writers; ++t) {
         threads.emplace_back([&, t] {
+            const auto ttl = ttl_of(t);
             for (long i = first;; ++i) {
-                if (!store->put(key_of(t, i), value_of(t, i))) ::_exit(3);
+                const Status written =
+                    ttl ? store->put(key_of(t, i), value_of(t, i), *ttl) : store->put(key_of(t, i), value_of(t, i));
+                if (!written) ::_exit(3);
                 const std::string line = value_of(t, i) + "\n";
                 if (::write(report_fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) ::_exit(4);
             }
@@ -56,6 +66,12 @@ std::string value_of(int writer, long i) { return "t" + std::to_string(writer) +
     });
     for (std::thread& thread : threads) thread.join();
     ::_exit(0);
+}
+
+StoreOptions small_segments() {
+    StoreOptions options;
+    options.log.segment_bytes = 8 << 10;
+    return options;
 }
 
 // "t<t>-<i>" -> (t, i)
@@ -75,7 +91,8 @@ TEST_CASE("200 random kills during writes and checkpoints lose no acknowledged w
     int invented = 0;
     for (int run = 0; run < 200; ++run) {
         const std::string all = test::kill_after(std::chrono::microseconds(2000 + random() % 25000), [&](int fd) {
-            write_until_killed(dir, fd, static_cast<long>(run) * 100'000'000L);
+            write_until_killed(dir, fd, static_cast<long>(run) * 100'000'000L, kWriters, [](int) { return std::nullopt; },
+                               small_segments());
         });
         for (std::size_t start = 0, end; (end = all.find('\n', start)) != std::string::npos; start = end + 1) {
             const auto [writer, i] = parse(all.substr(start, end - start));
@@ -144,5 +161,58 @@ TEST_CASE("Batches cut by SIGKILL are there whole or not at all", "[store][crash
             if (store->get("left-" + std::to_string(pair)) != store->get("right-" + std::to_string(pair))) ++torn;
     }
     CHECK(torn == 0);
+    CHECK(scratch.remove());
+}
+
+TEST_CASE("Kills during TTL sweeps keep every live acknowledged key and bring back no expired one",
+          "[store][crash][ttl]") {
+    test::TempDir scratch;
+    const std::string dir = scratch.path() + "/store";
+    std::mt19937 random(static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
+    std::map<std::string, long> acknowledged;  // writer 0's keys -> newest i
+    int lost = 0;
+    int resurrected = 0;
+    int invented = 0;
+    for (int run = 0; run < 50; ++run) {
+        const long first = static_cast<long>(run) * 100'000'000L;
+        const std::string all = test::kill_after(std::chrono::microseconds(1000 + random() % 15000), [&](int fd) {
+            StoreOptions options = small_segments();
+            options.sweep_interval = std::chrono::milliseconds(1);
+            write_until_killed(
+                dir, fd, first, 2,
+                [](int t) -> std::optional<std::chrono::milliseconds> {
+                    return t == kLongLived ? std::chrono::milliseconds(std::chrono::hours(1)) : kShortTtl;
+                },
+                options);
+        });
+        for (std::size_t start = 0, end; (end = all.find('\n', start)) != std::string::npos; start = end + 1) {
+            const auto [writer, i] = parse(all.substr(start, end - start));
+            if (writer != kLongLived) continue;
+            long& newest = acknowledged[key_of(writer, i)];
+            newest = std::max(newest, i);
+        }
+        std::this_thread::sleep_for(2 * kShortTtl);  // every short-lived key has expired
+
+        std::unique_ptr<Store<std::string, std::string, GroupCommitWAL>> store;
+        const Status opened = Store<std::string, std::string, GroupCommitWAL>::open(dir, StoreOptions{}, store);
+        if (!opened) FAIL("run " << run << ": " << opened.to_string());
+        for (const auto& [key, newest] : acknowledged) {
+            const auto value = store->get(key);
+            if (!value || parse(*value).second < newest) ++lost;
+        }
+        std::size_t live = 0;
+        store->for_each([&](const auto& key, const auto& value) {
+            const auto [writer, i] = parse(std::string(value));
+            if (key != key_of(writer, i)) ++invented;
+            if (writer != kLongLived) ++resurrected;
+            ++live;
+        });
+        // Expired keys are not even loaded.
+        if (store->size() != live) ++resurrected;
+    }
+    CHECK(lost == 0);
+    CHECK(resurrected == 0);
+    CHECK(invented == 0);
+    CHECK(acknowledged.size() == kKeysPerWriter);
     CHECK(scratch.remove());
 }

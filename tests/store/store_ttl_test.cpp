@@ -1,0 +1,313 @@
+// Time-to-live: expired keys are never returned, are removed lazily and by
+// the sweeper, and keep their absolute expiry across reopens and snapshots.
+#include "catch.hpp"
+#include "store_fixture.hpp"
+
+#include <kvstore/store.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace kvstore;
+using namespace kvstore::test;
+using std::chrono::milliseconds;
+using TimePoint = std::chrono::system_clock::time_point;
+
+namespace {
+
+// A wall clock the test moves by hand, shared by every store it opens.
+struct ManualClock {
+    std::atomic<std::int64_t> now_ms{1'700'000'000'000};
+
+    std::function<TimePoint()> function() {
+        return [this] { return TimePoint(milliseconds(now_ms.load())); };
+    }
+    TimePoint at(std::int64_t ms) const { return TimePoint(milliseconds(ms)); }
+    void advance(milliseconds by) { now_ms += by.count(); }
+};
+
+template <class Durability, class K = std::string, class V = std::string>
+struct TtlFixture : StoreFixture<Durability, K, V> {
+    ManualClock clock;
+    TtlFixture() {
+        this->options.clock = clock.function();
+        this->options.sweep_interval = milliseconds(0);  // tests sweep by hand unless they say otherwise
+    }
+};
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("An expired key is never returned and is removed when read", "[store][ttl]", None, SyncWAL,
+                   GroupCommitWAL) {
+    TtlFixture<TestType> fixture;
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    REQUIRE(store.put("session", "alice", milliseconds(1000)));
+    REQUIRE(store.put("forever", "bob"));
+    std::optional<TimePoint> when;
+    REQUIRE(store.expires_at("session", when));
+    REQUIRE(when);
+    CHECK(*when == fixture.clock.at(fixture.clock.now_ms + 1000));
+    REQUIRE(store.expires_at("forever", when));
+    CHECK_FALSE(when);
+    CHECK_FALSE(store.expires_at("nobody", when));
+
+    fixture.clock.advance(milliseconds(999));
+    CHECK(store.get("session") == "alice");
+
+    fixture.clock.advance(milliseconds(1));
+    CHECK(store.size() == 2);  // still held until something finds it
+    CHECK_FALSE(store.get("session"));
+    CHECK(store.size() == 1);
+    CHECK(store.stats().expired_keys == 1);
+    std::string out = "untouched";
+    CHECK_FALSE(store.find("session", out));
+    CHECK(out == "untouched");
+    CHECK_FALSE(store.contains("session"));
+    CHECK(fixture.contents() == std::map<std::string, std::string>{{"forever", "bob"}});
+}
+
+TEST_CASE("for_each, contains and find skip an expired key that is still held", "[store][ttl]") {
+    TtlFixture<GroupCommitWAL> fixture;
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    REQUIRE(store.put("short", "x", milliseconds(10)));
+    REQUIRE(store.put("long", "y", milliseconds(100'000)));
+    fixture.clock.advance(milliseconds(10));
+    CHECK(fixture.contents() == std::map<std::string, std::string>{{"long", "y"}});
+    CHECK(store.size() == 2);
+    std::string out;
+    CHECK(store.find("long", out));
+    CHECK(out == "y");
+    CHECK_FALSE(store.contains("short"));
+}
+
+TEMPLATE_TEST_CASE("Writes treat an expired key as absent", "[store][ttl]", None, GroupCommitWAL) {
+    TtlFixture<TestType> fixture;
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    REQUIRE(store.put("k", "old", milliseconds(5)));
+    fixture.clock.advance(milliseconds(5));
+
+    bool flag = true;
+    REQUIRE(store.compare_and_set("k", "old", "new", flag));
+    CHECK_FALSE(flag);
+    REQUIRE(store.update("k", [](std::string& value) { value += "!"; }, flag));
+    CHECK_FALSE(flag);
+    REQUIRE(store.expire("k", milliseconds(100), flag));
+    CHECK_FALSE(flag);
+    REQUIRE(store.persist("k", flag));
+    CHECK_FALSE(flag);
+    REQUIRE(store.put_if_absent("k", "fresh", flag));
+    CHECK(flag);
+    CHECK(store.get("k") == "fresh");
+    std::optional<TimePoint> when;
+    REQUIRE(store.expires_at("k", when));
+    CHECK_FALSE(when);
+
+    REQUIRE(store.put("gone", "v", milliseconds(1)));
+    fixture.clock.advance(milliseconds(1));
+    bool erased = true;
+    REQUIRE(store.erase("gone", &erased));
+    CHECK_FALSE(erased);  // it had already expired
+    CHECK(store.size() == 1);
+}
+
+TEMPLATE_TEST_CASE("put clears an expiry; update, compare_and_set and expire keep or set it", "[store][ttl]",
+                   SyncWAL, GroupCommitWAL) {
+    TtlFixture<TestType> fixture;
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    const std::int64_t start = fixture.clock.now_ms;
+    std::optional<TimePoint> when;
+
+    REQUIRE(store.put("a", "1", milliseconds(50)));
+    bool flag = false;
+    REQUIRE(store.update("a", [](std::string& value) { value = "2"; }, flag));
+    REQUIRE(flag);
+    REQUIRE(store.compare_and_set("a", "2", "3", flag));
+    REQUIRE(flag);
+    REQUIRE(store.expires_at("a", when));
+    CHECK(when == fixture.clock.at(start + 50));
+
+    REQUIRE(store.expire("a", milliseconds(500), flag));
+    REQUIRE(flag);
+    REQUIRE(store.expires_at("a", when));
+    CHECK(when == fixture.clock.at(start + 500));
+
+    REQUIRE(store.persist("a", flag));
+    CHECK(flag);
+    REQUIRE(store.persist("a", flag));
+    CHECK_FALSE(flag);  // had none left
+
+    REQUIRE(store.put("b", "1", milliseconds(50)));
+    REQUIRE(store.put("b", "2"));
+    REQUIRE(store.expires_at("b", when));
+    CHECK_FALSE(when);
+
+    // All of it survives a reopen as it was acknowledged.
+    REQUIRE(fixture.reopen());
+    fixture.clock.advance(milliseconds(10'000));
+    CHECK(fixture.store->get("a") == "3");
+    CHECK(fixture.store->get("b") == "2");
+}
+
+TEST_CASE("A time-to-live that is not positive or ends past the last time is refused, writing nothing",
+          "[store][ttl]") {
+    TtlFixture<GroupCommitWAL> fixture;
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    const auto records = store.log_stats().records;
+    for (const milliseconds ttl : {milliseconds(0), milliseconds(-5), milliseconds::max()}) {
+        const Status status = store.put("k", "v", ttl);
+        CHECK(status.code() == StatusCode::kInvalidArgument);
+        CHECK(status.to_string().find("time-to-live") != std::string::npos);
+        bool flag = true;
+        CHECK(store.put_if_absent("k", "v", flag, ttl).code() == StatusCode::kInvalidArgument);
+        CHECK_FALSE(flag);
+        CHECK(store.expire("k", ttl, flag).code() == StatusCode::kInvalidArgument);
+        WriteBatch<std::string, std::string> batch;
+        batch.put("k", "v", ttl);
+        CHECK(store.write(batch).code() == StatusCode::kInvalidArgument);
+    }
+    CHECK_FALSE(store.contains("k"));
+    CHECK(store.log_stats().records == records);
+}
+
+TEMPLATE_TEST_CASE("An expiry is absolute across reopens, from the log and from a snapshot", "[store][ttl]",
+                   SyncWAL, GroupCommitWAL) {
+    const bool from_snapshot = GENERATE(false, true);
+    TtlFixture<TestType> fixture;
+    REQUIRE(fixture.open());
+    REQUIRE(fixture.store->put("early", "1", milliseconds(1000)));
+    REQUIRE(fixture.store->put("late", "2", milliseconds(5000)));
+    // An older value under the key must not come back when its expiring
+    // replacement is replayed after its time.
+    REQUIRE(fixture.store->put("replaced", "old"));
+    REQUIRE(fixture.store->put("replaced", "new", milliseconds(1000)));
+    if (from_snapshot) REQUIRE(fixture.store->checkpoint());
+    const std::int64_t written_at = fixture.clock.now_ms;
+
+    fixture.clock.advance(milliseconds(500));
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.store->get("early") == "1");
+    CHECK(fixture.store->get("replaced") == "new");
+    std::optional<TimePoint> when;
+    REQUIRE(fixture.store->expires_at("late", when));
+    CHECK(when == fixture.clock.at(written_at + 5000));
+
+    fixture.clock.advance(milliseconds(1000));
+    REQUIRE(fixture.reopen());
+    CHECK_FALSE(fixture.store->contains("early"));
+    CHECK_FALSE(fixture.store->contains("replaced"));
+    CHECK(fixture.store->get("late") == "2");
+    CHECK(fixture.store->size() == 1);  // expired entries are not even loaded
+
+    fixture.clock.advance(milliseconds(5000));
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.store->size() == 0);
+}
+
+TEST_CASE("A snapshot leaves out expired keys and keeps the expiry of live ones under None", "[store][ttl]") {
+    TtlFixture<None> fixture;
+    REQUIRE(fixture.open());
+    REQUIRE(fixture.store->put("short", "1", milliseconds(10)));
+    REQUIRE(fixture.store->put("long", "2", milliseconds(10'000)));
+    REQUIRE(fixture.store->put("plain", "3"));
+    fixture.clock.advance(milliseconds(10));
+    REQUIRE(fixture.store->checkpoint());
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.recovery.snapshot_entries == 2);
+    fixture.clock.advance(milliseconds(10'000));
+    CHECK(fixture.contents() == std::map<std::string, std::string>{{"plain", "3"}});
+}
+
+TEST_CASE("Batch puts may expire, and replay as they were written", "[store][ttl]") {
+    TtlFixture<GroupCommitWAL> fixture;
+    REQUIRE(fixture.open());
+    WriteBatch<std::string, std::string> batch;
+    batch.put("a", "1", milliseconds(100));
+    batch.put("b", "2");
+    REQUIRE(fixture.store->write(batch));
+    fixture.clock.advance(milliseconds(50));
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.contents() == std::map<std::string, std::string>{{"a", "1"}, {"b", "2"}});
+    fixture.clock.advance(milliseconds(50));
+    CHECK(fixture.contents() == std::map<std::string, std::string>{{"b", "2"}});
+}
+
+TEMPLATE_TEST_CASE("Values of other types expire too", "[store][ttl]", None, GroupCommitWAL) {
+    TtlFixture<TestType, std::uint64_t, std::uint64_t> fixture;
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    REQUIRE(store.put(std::uint64_t{1}, std::uint64_t{10}, milliseconds(100)));
+    REQUIRE(store.put(std::uint64_t{2}, std::uint64_t{20}));
+    bool found = false;
+    REQUIRE(store.update(std::uint64_t{1}, [](std::uint64_t& value) { ++value; }, found));
+    CHECK(found);
+    REQUIRE(store.checkpoint());
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.store->get(std::uint64_t{1}) == std::uint64_t{11});
+    fixture.clock.advance(milliseconds(100));
+    CHECK_FALSE(fixture.store->get(std::uint64_t{1}));
+    CHECK(fixture.store->get(std::uint64_t{2}) == std::uint64_t{20});
+}
+
+TEST_CASE("remove_expired removes exactly the expired keys", "[store][ttl]") {
+    TtlFixture<GroupCommitWAL> fixture;
+    fixture.options.map.shards = 16;
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    for (int i = 0; i < 1000; ++i) {
+        const std::string key = "k" + std::to_string(i);
+        if (i % 3 == 0) {
+            REQUIRE(store.put(key, "v"));
+        } else {
+            REQUIRE(store.put(key, "v", milliseconds(i % 3 == 1 ? 10 : 1000)));
+        }
+    }
+    const auto records = store.log_stats().records;
+    fixture.clock.advance(milliseconds(10));
+    CHECK(store.remove_expired() == 333);
+    CHECK(store.size() == 667);
+    CHECK(store.stats().expired_keys == 333);
+    CHECK(store.log_stats().records == records);  // removals of expired keys are not logged
+    CHECK(store.remove_expired() == 0);
+    for (int i = 0; i < 1000; ++i) CHECK(store.contains("k" + std::to_string(i)) == (i % 3 != 1));
+}
+
+TEST_CASE("The background sweeper removes expired keys while others read and write", "[store][ttl]") {
+    TtlFixture<GroupCommitWAL> fixture;
+    fixture.options.sweep_interval = milliseconds(1);
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    for (int i = 0; i < 500; ++i) REQUIRE(store.put("expiring" + std::to_string(i), "v", milliseconds(10)));
+    std::atomic<bool> stop{false};
+    std::atomic<int> wrong{0};
+    std::thread writer([&] {
+        for (int i = 0; !stop; i = (i + 1) % 100)
+            if (!store.put("kept" + std::to_string(i), std::to_string(i))) ++wrong;
+    });
+    std::thread reader([&] {
+        while (!stop) {
+            for (int i = 0; i < 100; ++i) {
+                const auto value = store.get("kept" + std::to_string(i));
+                if (value && *value != std::to_string(i)) ++wrong;
+            }
+        }
+    });
+    fixture.clock.advance(milliseconds(10));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (store.stats().expired_keys < 500 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(milliseconds(1));
+    stop = true;
+    writer.join();
+    reader.join();
+    CHECK(store.stats().expired_keys == 500);
+    CHECK(wrong == 0);
+    for (int i = 0; i < 500; ++i) CHECK_FALSE(store.contains("expiring" + std::to_string(i)));
+}
