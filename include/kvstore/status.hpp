@@ -18,6 +18,7 @@ enum class StatusCode {
     kInvalidArgument,  ///< the caller asked for something that cannot be done
     kBusy,             ///< another owner holds the resource (a locked directory)
     kFailed,           ///< the log failed earlier; the message is that first error
+    kCompacted,        ///< the log records asked for were replaced by a snapshot and deleted
 };
 
 /// Returns a short name for `code` ("ok", "I/O error", ...).
@@ -28,6 +29,7 @@ inline const char* to_string(StatusCode code) noexcept {
         case StatusCode::kCorruption: return "corruption";
         case StatusCode::kInvalidArgument: return "invalid argument";
         case StatusCode::kBusy: return "busy";
+        case StatusCode::kCompacted: return "compacted";
         case StatusCode::kFailed: return "log failed";
     }
     return "unknown";
@@ -53,6 +55,7 @@ public:
         return Status(StatusCode::kInvalidArgument, std::move(message), 0);
     }
     static Status busy(std::string message) { return Status(StatusCode::kBusy, std::move(message), 0); }
+    static Status compacted(std::string message) { return Status(StatusCode::kCompacted, std::move(message), 0); }
     /// A later operation on a log that failed with `cause`.
     static Status failed(const Status& cause) {
         return Status(StatusCode::kFailed, "the log stopped accepting writes after: " + cause.message(),

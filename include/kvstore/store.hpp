@@ -279,42 +279,13 @@ public:
     /// Applies every put and erase of `batch` as one: one log record, and
     /// the shards of all its keys locked together while it is applied.
     Status write(const WriteBatch<K, V>& batch) {
-        if (batch.empty()) return Status::ok();
-        const auto& keys = batch.keys();
-        const auto& values = batch.values();
-        std::vector<std::string> encoded(2 * keys.size());
-        std::vector<std::string> scratch(keys.size());
-        std::vector<LogOperation> ops(keys.size());
-        std::vector<Expiry> expiries(keys.size(), kNoExpiry);
-        for (std::size_t i = 0; i < keys.size(); ++i) {
-            if (Status status = check_sizes(keys[i], values[i] ? &*values[i] : nullptr); !status) return status;
+        std::vector<Expiry> expiries(batch.size(), kNoExpiry);
+        for (std::size_t i = 0; i < batch.size(); ++i) {
             if (const auto& ttl = batch.ttls()[i]) {
                 if (Status status = expiry_after(*ttl, expiries[i]); !status) return status;
             }
-            ops[i].type = !values[i]                   ? LogRecordType::kErase
-                          : expiries[i] == kNoExpiry ? LogRecordType::kPut
-                                                       : LogRecordType::kPutExpiring;
-            ops[i].key = bytes_of(keys[i], encoded[2 * i]);
-            if (values[i]) ops[i].value = bytes_of(*values[i], encoded[2 * i + 1]);
-            ops[i].expiry = expiries[i];
         }
-        Lsn lsn = 0;
-        Status logged;
-        map_.with_keys_locked(keys, [&](auto& locked) {
-            if constexpr (kLogs) {
-                logged = log_->append_batch(ops, lsn);
-                if (!logged) return;
-            }
-            for (std::size_t i = 0; i < keys.size(); ++i) {
-                if (values[i]) {
-                    locked.insert_or_assign(keys[i], stored_form(*values[i], expiries[i], scratch[i]));
-                    if (expiries[i] != kNoExpiry) note_expiring();
-                } else {
-                    locked.erase(keys[i]);
-                }
-            }
-        });
-        return commit_logged(logged, lsn);
+        return write_entries(batch.keys(), batch.values(), expiries);
     }
 
     /// Removes every entry, logged as one record; other threads see the
@@ -398,30 +369,120 @@ public:
     /// it replaces; readers and writers go on meanwhile.
     Status checkpoint() {
         std::lock_guard<std::mutex> one_at_a_time(checkpoint_mutex_);
-        Lsn replay_from = next_snapshot_lsn_;
-        if constexpr (kLogs) {
-            if (Status status = log_->rotate(replay_from); !status) return status;
-        }
-        detail::snapshot::Writer writer(fs_, dir_, replay_from, options_.log.file_mode);
-        Status status = writer.open();
-        std::string key_bytes;
-        std::string value_bytes;
-        const Expiry now = now_us();
-        map_.for_each([&](const auto& key, const auto& stored) {
-            if (!status || expired_at(stored, now)) return;
-            status = writer.add(
-                {bytes_of(key, key_bytes), bytes_of(Values::value(stored), value_bytes), Values::expiry(stored)});
-        });
-        if (status) status = writer.finish();
-        if (!status) return status;
-        if constexpr (kLogs) {
-            if (Status removed = log_->remove_segments_before(replay_from); !removed) return removed;
+        Lsn replay_from = 0;
+        return checkpoint_locked(replay_from);
+    }
+
+    // ---- Replication ----
+
+    /// Calls f(const LogRecord&) -> Status for every durable record with an
+    /// LSN at or above `from`, in LSN order, read from the log segments on
+    /// disk; a non-ok Status from f stops the reading and is returned. Fails
+    /// with kCompacted if a checkpoint already deleted the records from
+    /// `from` on (a follower then starts over from export_snapshot), and
+    /// with kInvalidArgument under None, which keeps no log. Checkpoints
+    /// wait while it reads.
+    template <class F>
+    Status read_log(Lsn from, F&& f) {
+        if constexpr (!kLogs) {
+            (void)from;
+            (void)f;
+            return Status::invalid_argument("read_log: the store at " + dir_ + " keeps no log (durability None)");
         } else {
-            ++next_snapshot_lsn_;
+            std::lock_guard<std::mutex> no_compaction(checkpoint_mutex_);
+            const Lsn durable = log_->stats().durable_lsn;
+            std::vector<detail::log::Segment> segments;
+            if (Status status = detail::log::list_segments(fs_, dir_, segments); !status) return status;
+            const Lsn oldest = segments.empty() ? durable + 1 : segments.front().first_lsn;
+            if (from < oldest)
+                return Status::compacted("read_log: records from LSN " + std::to_string(from) + " on in " + dir_ +
+                                         " were replaced by a snapshot; the oldest still on disk is LSN " +
+                                         std::to_string(oldest) + " (start from export_snapshot instead)");
+            if (from > durable) return Status::ok();
+            // Records past the durable LSN may be half written: the reading
+            // stops at the first of them, through a Status that only says so.
+            bool reached_end = false;
+            RecoveryReport report;
+            Status status = detail::log::replay_log(
+                fs_, dir_, from, RecoveryMode::kTolerateTornTail, false,
+                [&](const LogRecord& record) -> Status {
+                    if (record.lsn <= durable) return f(record);
+                    reached_end = true;
+                    return Status::invalid_argument("end of the durable records");
+                },
+                report);
+            return reached_end ? Status::ok() : status;
         }
-        if (Status status = remove_snapshots_before(replay_from); !status) return status;
-        checkpoints_.fetch_add(1, std::memory_order_relaxed);
-        return Status::ok();
+    }
+
+    /// Checkpoints, then calls sink(std::string_view) -> Status with the
+    /// snapshot file's bytes, in order; a non-ok Status from sink stops it.
+    /// `continue_from` gets the LSN of the first record the snapshot does
+    /// not hold: a follower that imports it goes on with read_log from there.
+    Status export_snapshot(const std::function<Status(std::string_view)>& sink, Lsn& continue_from) {
+        std::lock_guard<std::mutex> one_at_a_time(checkpoint_mutex_);
+        if (Status status = checkpoint_locked(continue_from); !status) return status;
+        const std::string path = dir_ + "/" + detail::snapshot::file_name(continue_from);
+        std::unique_ptr<ReadableFile> file;
+        if (Status status = fs_.open_readable(path, file); !status) return status;
+        std::string chunk(kStreamChunk, '\0');
+        for (std::uint64_t offset = 0;;) {
+            std::size_t got = 0;
+            if (Status status = file->read(offset, chunk.size(), chunk.data(), got); !status) return status;
+            if (got == 0) return Status::ok();
+            if (Status status = sink(std::string_view(chunk.data(), got)); !status) return status;
+            offset += got;
+        }
+    }
+
+    /// Replaces the whole state with a snapshot that export_snapshot
+    /// streamed: source(std::string& chunk) -> Status fills `chunk` with the
+    /// next bytes, and leaves it empty at the end. The stream is stored and
+    /// checked whole (every checksum, every entry decoding as K and V)
+    /// before anything changes, so a damaged one changes nothing; it then
+    /// becomes this store's newest snapshot, made durable before the log
+    /// behind it is deleted, so a crash leaves the old state or the new one.
+    /// Entries already expired are left out. Meant for a follower that
+    /// starts over: other threads must not write meanwhile, and readers see
+    /// the store emptied and refilled.
+    Status import_snapshot(const std::function<Status(std::string&)>& source) {
+        std::lock_guard<std::mutex> one_at_a_time(checkpoint_mutex_);
+        const std::string incoming = dir_ + "/import.tmp";
+        Status status = receive(source, incoming);
+        if (status) status = check_importable(incoming);
+        if (status) status = adopt(incoming);
+        const Status removed = fs_.remove(incoming);
+        return status ? removed : status;
+    }
+
+    /// Applies a record that another store's read_log produced, as one
+    /// batch, keeping the absolute expiries it carries. The record is logged
+    /// under this store's own LSNs.
+    Status apply_replicated(const LogRecord& record) {
+        if (record.type == LogRecordType::kClear) return clear();
+        std::vector<K> keys;
+        std::vector<std::optional<V>> values;
+        std::vector<Expiry> expiries;
+        const Expiry now = now_us();
+        bool decoded = true;
+        bool holds_clear = false;
+        Status parsed = for_each_operation(record, [&](const LogOperation& op) {
+            if (op.type == LogRecordType::kClear) holds_clear = true;
+            K key{};
+            if (!decode_into(op.key, key)) decoded = false;
+            const bool live_put = (op.type == LogRecordType::kPut || op.type == LogRecordType::kPutExpiring) &&
+                                  (op.expiry == kNoExpiry || op.expiry > now);
+            std::optional<V> value;
+            if (live_put && !decode_into(op.value, value.emplace())) decoded = false;
+            keys.push_back(std::move(key));
+            values.push_back(std::move(value));
+            expiries.push_back(live_put ? op.expiry : kNoExpiry);
+        });
+        if (!parsed) return parsed;
+        if (holds_clear) return Status::invalid_argument("apply_replicated: record " + std::to_string(record.lsn) +
+                                                         " is a batch holding a clear, which no Store writes");
+        if (!decoded) return undecodable("entry", record.lsn);
+        return write_entries(keys, values, expiries);
     }
 
     /// Makes everything durable and releases the directory. Later writes fail.
@@ -611,6 +672,42 @@ private:
 
     // ---- Writes ----
 
+    // Puts (values[i] set, expiring at expiries[i] if not kNoExpiry) and
+    // erases as one log record, with the shards of all keys locked together.
+    Status write_entries(const std::vector<K>& keys, const std::vector<std::optional<V>>& values,
+                         const std::vector<Expiry>& expiries) {
+        if (keys.empty()) return Status::ok();
+        std::vector<std::string> encoded(2 * keys.size());
+        std::vector<std::string> scratch(keys.size());
+        std::vector<LogOperation> ops(keys.size());
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            if (Status status = check_sizes(keys[i], values[i] ? &*values[i] : nullptr); !status) return status;
+            ops[i].type = !values[i]                   ? LogRecordType::kErase
+                          : expiries[i] == kNoExpiry ? LogRecordType::kPut
+                                                       : LogRecordType::kPutExpiring;
+            ops[i].key = bytes_of(keys[i], encoded[2 * i]);
+            if (values[i]) ops[i].value = bytes_of(*values[i], encoded[2 * i + 1]);
+            ops[i].expiry = expiries[i];
+        }
+        Lsn lsn = 0;
+        Status logged;
+        map_.with_keys_locked(keys, [&](auto& locked) {
+            if constexpr (kLogs) {
+                logged = log_->append_batch(ops, lsn);
+                if (!logged) return;
+            }
+            for (std::size_t i = 0; i < keys.size(); ++i) {
+                if (values[i]) {
+                    locked.insert_or_assign(keys[i], stored_form(*values[i], expiries[i], scratch[i]));
+                    if (expiries[i] != kNoExpiry) note_expiring();
+                } else {
+                    locked.erase(keys[i]);
+                }
+            }
+        });
+        return commit_logged(logged, lsn);
+    }
+
     template <class Q, class M>
     Status put_expiring(const Q& key, const M& value, Expiry expiry) {
         if (Status status = check_sizes(key, &value); !status) return status;
@@ -741,14 +838,111 @@ private:
         }
     }
 
+    // ---- Snapshots ----
+
+    static constexpr std::size_t kStreamChunk = std::size_t{1} << 20;
+
+    // The first LSN a new snapshot does not cover: the log starts a new
+    // segment there (under None, snapshots are only numbered).
+    Status begin_snapshot(Lsn& replay_from) {
+        replay_from = next_snapshot_lsn_;
+        if constexpr (kLogs) return log_->rotate(replay_from);
+        ++next_snapshot_lsn_;
+        return Status::ok();
+    }
+
+    // After the snapshot at `replay_from` is durable: deletes what it replaces.
+    Status end_snapshot(Lsn replay_from) {
+        if constexpr (kLogs) {
+            if (Status removed = log_->remove_segments_before(replay_from); !removed) return removed;
+        }
+        if (Status status = remove_snapshots_before(replay_from); !status) return status;
+        checkpoints_.fetch_add(1, std::memory_order_relaxed);
+        return Status::ok();
+    }
+
+    // REQUIRES: checkpoint_mutex_ held.
+    Status checkpoint_locked(Lsn& replay_from) {
+        if (Status status = begin_snapshot(replay_from); !status) return status;
+        detail::snapshot::Writer writer(fs_, dir_, replay_from, options_.log.file_mode);
+        Status status = writer.open();
+        std::string key_bytes;
+        std::string value_bytes;
+        const Expiry now = now_us();
+        map_.for_each([&](const auto& key, const auto& stored) {
+            if (!status || expired_at(stored, now)) return;
+            status = writer.add(
+                {bytes_of(key, key_bytes), bytes_of(Values::value(stored), value_bytes), Values::expiry(stored)});
+        });
+        if (status) status = writer.finish();
+        if (!status) return status;
+        return end_snapshot(replay_from);
+    }
+
+    // Stores a snapshot stream in `path`, synced.
+    Status receive(const std::function<Status(std::string&)>& source, const std::string& path) {
+        std::unique_ptr<WritableFile> file;
+        if (Status status = fs_.open_writable(path, options_.log.file_mode, file); !status) return status;
+        std::string chunk;
+        for (;;) {
+            chunk.clear();
+            if (Status status = source(chunk); !status) return status;
+            if (chunk.empty()) break;
+            if (Status status = file->append(chunk); !status) return status;
+        }
+        if (Status status = file->sync(); !status) return status;
+        return file->close();
+    }
+
+    Status check_importable(const std::string& path) {
+        Lsn their_lsn = 0;
+        std::uint64_t entries = 0;
+        Status decoded;
+        Status status = detail::snapshot::read(fs_, path, their_lsn, entries, [&](const detail::snapshot::Entry& entry) {
+            K key{};
+            V value{};
+            if (decoded && !(decode_into(entry.key, key) && decode_into(entry.value, value)))
+                decoded = Status::corruption(path, 0, "an imported entry does not decode as the store's types");
+        });
+        return status ? decoded : status;
+    }
+
+    // Makes the checked snapshot in `path` this store's newest, then loads it.
+    Status adopt(const std::string& path) {
+        Lsn replay_from = 0;
+        if (Status status = begin_snapshot(replay_from); !status) return status;
+        detail::snapshot::Writer writer(fs_, dir_, replay_from, options_.log.file_mode);
+        Status status = writer.open();
+        const Expiry now = now_us();
+        Lsn their_lsn = 0;
+        std::uint64_t entries = 0;
+        if (status) {
+            status = detail::snapshot::read(fs_, path, their_lsn, entries, [&](const detail::snapshot::Entry& entry) {
+                if (status && (entry.expiry == kNoExpiry || entry.expiry > now)) status = writer.add(entry);
+            });
+        }
+        if (status) status = writer.finish();
+        if (!status) return status;
+        map_.clear();
+        map_.reserve(static_cast<std::size_t>(entries));
+        if (Status loaded = detail::snapshot::read(fs_, path, their_lsn, entries,
+                                                   [&](const detail::snapshot::Entry& entry) {
+                                                       (void)restore(entry.key, entry.value, entry.expiry, now);
+                                                   });
+            !loaded)
+            return loaded;
+        restore_buffer_ = std::string();
+        return end_snapshot(replay_from);
+    }
+
     // ---- Recovery ----
 
     // Applies one logged operation during recovery.
     Status apply(const LogOperation& op, Lsn lsn) {
         bool decoded = true;
         switch (op.type) {
-            case LogRecordType::kPut: decoded = restore(op.key, op.value, kNoExpiry); break;
-            case LogRecordType::kPutExpiring: decoded = restore(op.key, op.value, op.expiry); break;
+            case LogRecordType::kPut: decoded = restore(op.key, op.value, kNoExpiry, opened_at_); break;
+            case LogRecordType::kPutExpiring: decoded = restore(op.key, op.value, op.expiry, opened_at_); break;
             case LogRecordType::kErase: decoded = erase_decoded(op.key); break;
             case LogRecordType::kClear: map_.clear(); break;
             case LogRecordType::kBatch: return undecodable("operation", lsn);
@@ -760,10 +954,10 @@ private:
     // the entry expired before the store was opened; false if its bytes do
     // not decode. String keys are looked up by their bytes, without building
     // strings for them.
-    bool restore(std::string_view key_bytes, std::string_view value_bytes, Expiry expiry) {
+    bool restore(std::string_view key_bytes, std::string_view value_bytes, Expiry expiry, Expiry now) {
         if (expiry != kNoExpiry) {
             note_expiring();
-            if (expiry <= opened_at_) return erase_decoded(key_bytes);
+            if (expiry <= now) return erase_decoded(key_bytes);
         }
         if constexpr (std::is_same_v<V, std::string>) {
             return insert_decoded(key_bytes, Values::make_into(restore_buffer_, value_bytes, expiry));
@@ -794,6 +988,11 @@ private:
             map_.erase(key);
         }
         return true;
+    }
+
+    template <class T>
+    static bool decode_into(std::string_view bytes, T& out) {
+        return Codec<T>::decode(bytes, out);
     }
 
     Status undecodable(const char* what, Lsn lsn) const {
@@ -835,7 +1034,7 @@ private:
             Status decoded;
             Status status = detail::snapshot::read(
                 fs_, found.snapshot, replay_from, found.snapshot_entries, [&](const detail::snapshot::Entry& entry) {
-                    if (decoded && !restore(entry.key, entry.value, entry.expiry))
+                    if (decoded && !restore(entry.key, entry.value, entry.expiry, opened_at_))
                         decoded = Status::corruption(found.snapshot, 0, "an entry does not decode");
                 });
             if (!status) return status;

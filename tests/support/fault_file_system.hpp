@@ -33,6 +33,12 @@ public:
         fault_ = Fault{std::move(call), error, skip};
     }
 
+    /// Forgets a fault that inject() armed and no call has met yet.
+    void clear_fault() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        fault_.reset();
+    }
+
     /// Every sync first sleeps this long (outside the file system's lock),
     /// as a disk would.
     void set_sync_delay(std::chrono::microseconds delay) {
