@@ -28,6 +28,7 @@
 #include "bench_common.hpp"
 
 #include <kvstore/concurrent_map.hpp>
+#include <kvstore/store.hpp>
 
 #if KVSTORE_COMPARE_HAVE_LIBCUCKOO
 #include <libcuckoo/cuckoohash_map.hh>
@@ -83,6 +84,8 @@ using Clock = std::chrono::steady_clock;
 //   void update(const std::string& key, const std::string& value);  // insert or assign
 //   std::size_t size();
 //   static constexpr bool kSingleThreadOnly;
+// and, if it leaves files behind, void remove_files(), called before the
+// child exits.
 // ---------------------------------------------------------------------------
 
 /// A concurrent map whose own API is already insert, find into a caller's
@@ -102,6 +105,71 @@ private:
 };
 
 using KvstorePeer = DirectPeer<kvstore::ConcurrentMap<std::string, std::string>>;
+
+/// kvstore::Store with one durability policy, in a directory of its own
+/// under /var/tmp: what durability costs next to the bare map. Stores that
+/// sync on every acknowledgement load in batches of kLoadBatch keys, so that
+/// loading takes seconds rather than minutes; their load figure is that.
+template <class Durability, bool kRelaxed = false>
+class StorePeer {
+    static constexpr bool kBatchLoad = !std::is_same_v<Durability, kvstore::None> && !kRelaxed;
+    static constexpr std::size_t kLoadBatch = 1000;
+
+public:
+    static constexpr bool kSingleThreadOnly = false;
+    explicit StorePeer(std::size_t) : dir_("/var/tmp/kvstore-compare-store-" + std::to_string(::getpid())) {
+        kvstore::StoreOptions options;
+        if (kRelaxed) options.log.flush_interval = std::chrono::milliseconds(100);
+        const kvstore::Status opened = Store::open(dir_, options, store_);
+        if (!opened) {
+            std::fprintf(stderr, "kvstore-compare: %s\n", opened.to_string().c_str());
+            std::exit(1);
+        }
+    }
+    void load(const std::string& key, const std::string& value) {
+        if constexpr (kBatchLoad) {
+            loading_.put(key, value);
+            if (loading_.size() == kLoadBatch) write_loaded();
+        } else {
+            update(key, value);
+        }
+    }
+    bool get(const std::string& key, std::string& out) { return store_->find(key, out); }
+    void update(const std::string& key, const std::string& value) {
+        if (!store_->put(key, value)) std::abort();
+    }
+    std::size_t size() {
+        write_loaded();
+        return store_->size();
+    }
+    void remove_files() {
+        (void)store_->close();
+        if (std::system(("rm -rf '" + dir_ + "'").c_str()) != 0)
+            std::fprintf(stderr, "cannot remove %s\n", dir_.c_str());
+    }
+
+private:
+    using Store = kvstore::Store<std::string, std::string, Durability>;
+
+    void write_loaded() {
+        if (loading_.empty()) return;
+        if (!store_->write(loading_)) std::abort();
+        loading_.clear();
+    }
+
+    std::string dir_;
+    std::unique_ptr<Store> store_;
+    kvstore::WriteBatch<std::string, std::string> loading_;
+};
+using StoreNonePeer = StorePeer<kvstore::None>;
+using StoreRelaxedPeer = StorePeer<kvstore::GroupCommitWAL, true>;
+using StoreGroupPeer = StorePeer<kvstore::GroupCommitWAL>;
+using StoreSyncPeer = StorePeer<kvstore::SyncWAL>;
+
+template <class Peer, class = void>
+struct leaves_files : std::false_type {};
+template <class Peer>
+struct leaves_files<Peer, std::void_t<decltype(std::declval<Peer&>().remove_files())>> : std::true_type {};
 
 /// Any std::unordered_map-like map behind one std::shared_mutex (or none).
 template <class Map, bool kLocked>
@@ -542,6 +610,7 @@ template <class Peer>
         child_fail(
             fd, id,
             "holds " + std::to_string(peer->size()) + " keys after the workloads, not " + std::to_string(config.keys));
+    if constexpr (leaves_files<Peer>::value) peer->remove_files();
     // Skip destructors: freeing millions of entries measures nothing.
     ::_exit(0);
 }
@@ -568,6 +637,10 @@ PeerEntry peer_entry(const char* id, const char* label, const char* package) {
 std::vector<PeerEntry> all_peers() {
     std::vector<PeerEntry> peers;
     peers.push_back(peer_entry<KvstorePeer>("kvstore", "kvstore ConcurrentMap", ""));
+    peers.push_back(peer_entry<StoreNonePeer>("store-none", "kvstore Store, None", ""));
+    peers.push_back(peer_entry<StoreRelaxedPeer>("store-relaxed", "kvstore Store, GroupCommitWAL relaxed 100 ms", ""));
+    peers.push_back(peer_entry<StoreGroupPeer>("store-group", "kvstore Store, GroupCommitWAL durable", ""));
+    peers.push_back(peer_entry<StoreSyncPeer>("store-sync", "kvstore Store, SyncWAL", ""));
 #if KVSTORE_COMPARE_HAVE_LIBCUCKOO
     peers.push_back(peer_entry<LibcuckooPeer>("libcuckoo", "libcuckoo", "libcuckoo-dev"));
 #else
@@ -738,6 +811,47 @@ std::string load_average() {
     return one + " " + five + " " + fifteen;
 }
 
+// The Store peers are kvstore itself behind a durability policy, not peers.
+bool is_store(const PeerEntry& peer) { return std::strncmp(peer.id, "store-", 6) == 0; }
+
+// Each Store peer against the bare map of the same run (the cost of its
+// policy), and its bytes per entry against tkrzw's.
+std::string store_table(const Config& config, const std::vector<const PeerEntry*>& peers,
+                        const std::vector<PeerFigures>& medians, std::size_t kvstore) {
+    std::size_t tkrzw = peers.size();
+    for (std::size_t p = 0; p < peers.size(); ++p)
+        if (std::strcmp(peers[p]->id, "tkrzw") == 0) tkrzw = p;
+    std::string out = "\n| Store / bare map | bytes/entry | / tkrzw TinyDBM | load |";
+    for (std::size_t w = 0; w < kWorkloadCount; ++w) out += std::string(" ") + kWorkloads[w].name + " |";
+    out += "\n|---|---|---|---|";
+    for (std::size_t w = 0; w < kWorkloadCount; ++w) out += "---|";
+    out += "\n";
+    auto ratio = [](double mine, double theirs) {
+        return std::isnan(mine) || std::isnan(theirs) ? std::string("–") : format_number(mine / theirs, 2);
+    };
+    bool any = false;
+    for (std::size_t p = 0; p < peers.size(); ++p) {
+        if (!is_store(*peers[p])) continue;
+        any = true;
+        const PeerFigures& store = medians[p];
+        const PeerFigures& map = medians[kvstore];
+        out +=
+            "| " + std::string(peers[p]->label) + " | " + ratio(store.bytes_per_entry, map.bytes_per_entry) + " | " +
+            (tkrzw == peers.size() ? std::string("–") : ratio(store.bytes_per_entry, medians[tkrzw].bytes_per_entry)) +
+            " | " + ratio(store.load_mops, map.load_mops) + " |";
+        for (std::size_t w = 0; w < kWorkloadCount; ++w) {
+            out += " ";
+            for (std::size_t t = 0; t < config.threads.size(); ++t) {
+                if (t != 0) out += " / ";
+                out += ratio(store.mops[w][t], map.mops[w][t]);
+            }
+            out += " |";
+        }
+        out += "\n";
+    }
+    return any ? out : std::string();
+}
+
 std::string render_tables(const Config& config, const std::vector<const PeerEntry*>& peers,
                           const std::vector<PeerFigures>& medians, const std::string& load_before,
                           const std::string& load_after) {
@@ -816,7 +930,7 @@ std::string render_tables(const Config& config, const std::vector<const PeerEntr
         double best = kAbsent;
         std::size_t best_peer = peers.size();
         for (std::size_t p = 0; p < peers.size(); ++p) {
-            if (p == kvstore || p == ceiling) continue;
+            if (p == kvstore || p == ceiling || is_store(*peers[p])) continue;
             const double theirs = value(medians[p]);
             if (std::isnan(theirs)) continue;
             if (std::isnan(best) || (lower_is_better ? theirs < best : theirs > best)) {
@@ -849,6 +963,7 @@ std::string render_tables(const Config& config, const std::vector<const PeerEntr
                 [&](const PeerFigures& f) { return f.mops[w][t]; }, false, config.threads[t] == 1, 2);
         }
     }
+    out += store_table(config, peers, medians, kvstore);
     return out;
 }
 

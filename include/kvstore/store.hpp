@@ -28,6 +28,7 @@
 #include <kvstore/codec.hpp>
 #include <kvstore/concurrent_map.hpp>
 #include <kvstore/detail/expiring_value.hpp>
+#include <kvstore/detail/gradual_remove.hpp>
 #include <kvstore/detail/snapshot_file.hpp>
 #include <kvstore/durability.hpp>
 
@@ -76,9 +77,9 @@ struct StoreOptions {
 
 /// What opening a store found.
 struct StoreRecovery {
-    std::string snapshot;           ///< the snapshot loaded ("" if none)
+    std::string snapshot;  ///< the snapshot loaded ("" if none)
     std::uint64_t snapshot_entries = 0;
-    RecoveryReport log;             ///< the log replayed after it
+    RecoveryReport log;  ///< the log replayed after it
 };
 
 /// A store's figures.
@@ -86,13 +87,13 @@ struct StoreStats {
     std::size_t items = 0;
     std::size_t shards = 0;
     double load_factor = 0;
-    std::size_t memory_bytes = 0;  ///< tables and records held by the map
-    LogStats log;                  ///< all zero under None
-    std::uint64_t checkpoints = 0; ///< finished by this Store object
+    std::size_t memory_bytes = 0;   ///< tables and records held by the map
+    LogStats log;                   ///< all zero under None
+    std::uint64_t checkpoints = 0;  ///< finished by this Store object
     /// Expired keys removed by this Store object (by calls that found them
     /// and by the sweeper); counted in items until then.
     std::uint64_t expired_keys = 0;
-    StoreRecovery recovery;        ///< what opening the store found
+    StoreRecovery recovery;  ///< what opening the store found
     /// The first error of an automatic checkpoint, if one failed (they are
     /// retried at the next poll).
     std::string checkpoint_error;
@@ -139,8 +140,7 @@ private:
     std::vector<std::optional<std::chrono::milliseconds>> ttls_;
 };
 
-template <class K, class V, class Durability = GroupCommitWAL, class Hasher = Hash<K>,
-          class KeyEqual = std::equal_to<>>
+template <class K, class V, class Durability = GroupCommitWAL, class Hasher = Hash<K>, class KeyEqual = std::equal_to<>>
 class Store {
     static constexpr bool kLogs = !std::is_same_v<Durability, None>;
     using Values = detail::ExpiringValue<V>;
@@ -328,8 +328,8 @@ public:
     bool expires_at(const Q& key, std::optional<TimePoint>& when) const {
         return read_live(key, [&](const auto&, Expiry expiry) {
             when.reset();
-            if (expiry != kNoExpiry) when = TimePoint(std::chrono::duration_cast<TimePoint::duration>(
-                                               std::chrono::microseconds(expiry)));
+            if (expiry != kNoExpiry)
+                when = TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::microseconds(expiry)));
         });
     }
     /// Calls f(key, value) on every live entry, one shard at a time (see
@@ -479,8 +479,9 @@ public:
             expiries.push_back(live_put ? op.expiry : kNoExpiry);
         });
         if (!parsed) return parsed;
-        if (holds_clear) return Status::invalid_argument("apply_replicated: record " + std::to_string(record.lsn) +
-                                                         " is a batch holding a clear, which no Store writes");
+        if (holds_clear)
+            return Status::invalid_argument("apply_replicated: record " + std::to_string(record.lsn) +
+                                            " is a batch holding a clear, which no Store writes");
         if (!decoded) return undecodable("entry", record.lsn);
         return write_entries(keys, values, expiries);
     }
@@ -554,8 +555,8 @@ private:
 
     static Status check_limit(const char* what, std::size_t size, std::size_t limit, const char* option) {
         if (size <= limit) return Status::ok();
-        return Status::invalid_argument(std::string(what) + " of " + std::to_string(size) + " bytes exceeds " +
-                                        option + " " + std::to_string(limit));
+        return Status::invalid_argument(std::string(what) + " of " + std::to_string(size) + " bytes exceeds " + option +
+                                        " " + std::to_string(limit));
     }
 
     template <class Q, class M>
@@ -682,9 +683,9 @@ private:
         std::vector<LogOperation> ops(keys.size());
         for (std::size_t i = 0; i < keys.size(); ++i) {
             if (Status status = check_sizes(keys[i], values[i] ? &*values[i] : nullptr); !status) return status;
-            ops[i].type = !values[i]                   ? LogRecordType::kErase
+            ops[i].type = !values[i]                 ? LogRecordType::kErase
                           : expiries[i] == kNoExpiry ? LogRecordType::kPut
-                                                       : LogRecordType::kPutExpiring;
+                                                     : LogRecordType::kPutExpiring;
             ops[i].key = bytes_of(keys[i], encoded[2 * i]);
             if (values[i]) ops[i].value = bytes_of(*values[i], encoded[2 * i + 1]);
             ops[i].expiry = expiries[i];
@@ -748,10 +749,10 @@ private:
         if constexpr (kLogs) {
             std::string key_scratch;
             std::string value_scratch;
-            return log_->append({expiry == kNoExpiry ? LogRecordType::kPut : LogRecordType::kPutExpiring,
-                                 bytes_of(as_stored<K>(key), key_scratch),
-                                 bytes_of(as_stored<V>(value), value_scratch), expiry},
-                                lsn);
+            return log_->append(
+                {expiry == kNoExpiry ? LogRecordType::kPut : LogRecordType::kPutExpiring,
+                 bytes_of(as_stored<K>(key), key_scratch), bytes_of(as_stored<V>(value), value_scratch), expiry},
+                lsn);
         } else {
             (void)key;
             (void)value;
@@ -776,8 +777,7 @@ private:
     // Inserts key -> value, logging it, if the key is absent (returns
     // true); else calls on_present(stored). A refused append inserts nothing.
     template <class Q, class M, class OnPresent>
-    bool upsert_logged(const Q& key, const M& value, Expiry expiry, OnPresent&& on_present, Lsn& lsn,
-                       Status& logged) {
+    bool upsert_logged(const Q& key, const M& value, Expiry expiry, OnPresent&& on_present, Lsn& lsn, Status& logged) {
         if (expiry != kNoExpiry) note_expiring();
         try {
             return map_.upsert(key, std::forward<OnPresent>(on_present), [&]() {
@@ -869,11 +869,16 @@ private:
         std::string key_bytes;
         std::string value_bytes;
         const Expiry now = now_us();
-        map_.for_each([&](const auto& key, const auto& stored) {
-            if (!status || expired_at(stored, now)) return;
-            status = writer.add(
-                {bytes_of(key, key_bytes), bytes_of(Values::value(stored), value_bytes), Values::expiry(stored)});
-        });
+        // A shard is encoded into memory under its shared lock, then written
+        // with no lock held.
+        for (std::size_t shard = 0; status && shard < map_.shard_count(); ++shard) {
+            map_.for_each_in_shard(shard, [&](const auto& key, const auto& stored) {
+                if (expired_at(stored, now)) return;
+                writer.add(
+                    {bytes_of(key, key_bytes), bytes_of(Values::value(stored), value_bytes), Values::expiry(stored)});
+            });
+            status = writer.write_pending();
+        }
         if (status) status = writer.finish();
         if (!status) return status;
         return end_snapshot(replay_from);
@@ -898,12 +903,13 @@ private:
         Lsn their_lsn = 0;
         std::uint64_t entries = 0;
         Status decoded;
-        Status status = detail::snapshot::read(fs_, path, their_lsn, entries, [&](const detail::snapshot::Entry& entry) {
-            K key{};
-            V value{};
-            if (decoded && !(decode_into(entry.key, key) && decode_into(entry.value, value)))
-                decoded = Status::corruption(path, 0, "an imported entry does not decode as the store's types");
-        });
+        Status status =
+            detail::snapshot::read(fs_, path, their_lsn, entries, [&](const detail::snapshot::Entry& entry) {
+                K key{};
+                V value{};
+                if (decoded && !(decode_into(entry.key, key) && decode_into(entry.value, value)))
+                    decoded = Status::corruption(path, 0, "an imported entry does not decode as the store's types");
+            });
         return status ? decoded : status;
     }
 
@@ -918,7 +924,9 @@ private:
         std::uint64_t entries = 0;
         if (status) {
             status = detail::snapshot::read(fs_, path, their_lsn, entries, [&](const detail::snapshot::Entry& entry) {
-                if (status && (entry.expiry == kNoExpiry || entry.expiry > now)) status = writer.add(entry);
+                if (!status || (entry.expiry != kNoExpiry && entry.expiry <= now)) return;
+                writer.add(entry);
+                status = writer.write_pending();
             });
         }
         if (status) status = writer.finish();
@@ -941,11 +949,20 @@ private:
     Status apply(const LogOperation& op, Lsn lsn) {
         bool decoded = true;
         switch (op.type) {
-            case LogRecordType::kPut: decoded = restore(op.key, op.value, kNoExpiry, opened_at_); break;
-            case LogRecordType::kPutExpiring: decoded = restore(op.key, op.value, op.expiry, opened_at_); break;
-            case LogRecordType::kErase: decoded = erase_decoded(op.key); break;
-            case LogRecordType::kClear: map_.clear(); break;
-            case LogRecordType::kBatch: return undecodable("operation", lsn);
+        case LogRecordType::kPut:
+            decoded = restore(op.key, op.value, kNoExpiry, opened_at_);
+            break;
+        case LogRecordType::kPutExpiring:
+            decoded = restore(op.key, op.value, op.expiry, opened_at_);
+            break;
+        case LogRecordType::kErase:
+            decoded = erase_decoded(op.key);
+            break;
+        case LogRecordType::kClear:
+            map_.clear();
+            break;
+        case LogRecordType::kBatch:
+            return undecodable("operation", lsn);
         }
         return decoded ? Status::ok() : undecodable("entry", lsn);
     }
@@ -1065,7 +1082,7 @@ private:
         for (const std::string& name : names) {
             Lsn lsn = 0;
             if (!detail::snapshot::parse_file_name(name, lsn) || lsn >= replay_from) continue;
-            if (Status status = fs_.remove(dir_ + "/" + name); !status) return status;
+            if (Status status = detail::remove_gradually(fs_, dir_, dir_ + "/" + name); !status) return status;
             removed = true;
         }
         return removed ? fs_.sync_dir(dir_) : Status::ok();

@@ -30,8 +30,8 @@ std::vector<OwnedEntry> sample_entries() {
     std::vector<OwnedEntry> entries{{"", "", 0}, {"empty value", "", 0}, {"huge", std::string(200000, 'h'), 5}};
     for (int i = 0; i < 3000; ++i) {
         const std::uint64_t expiry = i % 3 == 0 ? 1'900'000'000'000'000 + random() % 1000 : 0;
-        entries.push_back({"key-" + std::to_string(random()), std::string(random() % 300, static_cast<char>('a' + i % 26)),
-                           expiry});
+        entries.push_back(
+            {"key-" + std::to_string(random()), std::string(random() % 300, static_cast<char>('a' + i % 26)), expiry});
     }
     return entries;
 }
@@ -40,8 +40,10 @@ Status write_snapshot(FaultFileSystem& fs, Lsn replay_from, const std::vector<Ow
     (void)fs.create_dir(kDir, 0700);
     snapshot::Writer writer(fs, kDir, replay_from, 0600);
     if (Status status = writer.open(); !status) return status;
-    for (const OwnedEntry& entry : entries)
-        if (Status status = writer.add({entry.key, entry.value, entry.expiry}); !status) return status;
+    for (const OwnedEntry& entry : entries) {
+        writer.add({entry.key, entry.value, entry.expiry});
+        if (Status status = writer.write_pending(); !status) return status;
+    }
     return writer.finish();
 }
 
@@ -115,7 +117,8 @@ TEST_CASE("An unfinished snapshot leaves only a temporary file", "[snapshot]") {
     {
         snapshot::Writer writer(fs, kDir, 5, 0600);
         REQUIRE(writer.open());
-        REQUIRE(writer.add({"k", "v", 0}));
+        writer.add({"k", "v", 0});
+        REQUIRE(writer.write_pending());
     }
     std::vector<std::string> names;
     REQUIRE(fs.list_dir(kDir, names));

@@ -7,17 +7,17 @@
 
 #include <kvstore/store.hpp>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <functional>
-#include <optional>
 #include <map>
+#include <optional>
 #include <random>
-#include <signal.h>
 #include <string>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 using namespace kvstore;
@@ -33,7 +33,9 @@ constexpr std::chrono::milliseconds kShortTtl(1);
 // Writer t owns keys "t<t>-<k>" and writes them in turn with values
 // "t<t>-<i>", i = 0, 1, 2...: key k gets i with i % kKeysPerWriter == k, and
 // later writes to a key always carry larger i.
-std::string key_of(int writer, long i) { return "t" + std::to_string(writer) + "-" + std::to_string(i % kKeysPerWriter); }
+std::string key_of(int writer, long i) {
+    return "t" + std::to_string(writer) + "-" + std::to_string(i % kKeysPerWriter);
+}
 std::string value_of(int writer, long i) { return "t" + std::to_string(writer) + "-" + std::to_string(i); }
 
 // `first` grows from run to run, so that every write to a key carries a
@@ -91,8 +93,9 @@ TEST_CASE("200 random kills during writes and checkpoints lose no acknowledged w
     int invented = 0;
     for (int run = 0; run < 200; ++run) {
         const std::string all = test::kill_after(std::chrono::microseconds(2000 + random() % 25000), [&](int fd) {
-            write_until_killed(dir, fd, static_cast<long>(run) * 100'000'000L, kWriters, [](int) { return std::nullopt; },
-                               small_segments());
+            write_until_killed(
+                dir, fd, static_cast<long>(run) * 100'000'000L, kWriters, [](int) { return std::nullopt; },
+                small_segments());
         });
         for (std::size_t start = 0, end; (end = all.find('\n', start)) != std::string::npos; start = end + 1) {
             const auto [writer, i] = parse(all.substr(start, end - start));

@@ -66,7 +66,8 @@ void write_history(Store<std::string, std::string, GroupCommitWAL>& store) {
     batch.erase("a");
     REQUIRE(store.write(batch));
     bool found = false;
-    REQUIRE(store.update("c", [](std::string& value) { value += "3"; }, found));
+    REQUIRE(store.update(
+        "c", [](std::string& value) { value += "3"; }, found));
     REQUIRE(found);
 }
 
@@ -147,8 +148,7 @@ TEST_CASE("read_log while writers append sees durable records in order without g
     CHECK(next >= 2000);
 }
 
-TEST_CASE("read_log refuses LSNs that a checkpoint compacted away, and a store without a log",
-          "[store][replication]") {
+TEST_CASE("read_log refuses LSNs that a checkpoint compacted away, and a store without a log", "[store][replication]") {
     StoreFixture<GroupCommitWAL> leader;
     REQUIRE(leader.open());
     write_history(*leader.store);
@@ -165,8 +165,7 @@ TEST_CASE("read_log refuses LSNs that a checkpoint compacted away, and a store w
           StatusCode::kInvalidArgument);
 }
 
-TEST_CASE("A follower starts from an exported snapshot and goes on with the log from its LSN",
-          "[store][replication]") {
+TEST_CASE("A follower starts from an exported snapshot and goes on with the log from its LSN", "[store][replication]") {
     StoreFixture<GroupCommitWAL> leader;
     REQUIRE(leader.open());
     write_history(*leader.store);
@@ -217,8 +216,7 @@ TEST_CASE("A damaged or short snapshot stream is refused and changes nothing", "
     CHECK(follower.contents() == before);
 }
 
-TEST_CASE("An import cut by an I/O error and a power cut leaves the old state or the new one",
-          "[store][replication]") {
+TEST_CASE("An import cut by an I/O error and a power cut leaves the old state or the new one", "[store][replication]") {
     StoreFixture<GroupCommitWAL> leader;
     REQUIRE(leader.open());
     for (int i = 0; i < 300; ++i) REQUIRE(leader.store->put("new" + std::to_string(i), std::string(40, 'n')));
@@ -226,9 +224,9 @@ TEST_CASE("An import cut by an I/O error and a power cut leaves the old state or
     const std::string bytes = exported(*leader.store, continue_from);
     const Contents wanted = leader.contents();
 
-    const auto [call, error] = GENERATE(std::pair<const char*, int>{"write", EIO}, std::pair<const char*, int>{"fdatasync", EIO},
-                                        std::pair<const char*, int>{"rename", EIO},
-                                        std::pair<const char*, int>{"fsync-dir", EIO});
+    const auto [call, error] =
+        GENERATE(std::pair<const char*, int>{"write", EIO}, std::pair<const char*, int>{"fdatasync", EIO},
+                 std::pair<const char*, int>{"rename", EIO}, std::pair<const char*, int>{"fsync-dir", EIO});
     int old_state = 0;
     int new_state = 0;
     for (int skip = 0; skip < 6; ++skip) {

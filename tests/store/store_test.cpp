@@ -34,7 +34,8 @@ TEMPLATE_TEST_CASE("A store reopens to what it acknowledged", "[store]", SyncWAL
     CHECK(store.log_stats().last_lsn == 5);  // the absent key's erase wrote nothing
 
     REQUIRE(fixture.reopen());
-    CHECK(fixture.contents() == std::map<std::string, std::string>{{"alpha", "one"}, {"gamma", std::string(1000, 'g')}});
+    CHECK(fixture.contents() ==
+          std::map<std::string, std::string>{{"alpha", "one"}, {"gamma", std::string(1000, 'g')}});
     CHECK(fixture.recovery.log.records == 5);
     CHECK(fixture.recovery.snapshot.empty());
 }
@@ -182,12 +183,15 @@ TEST_CASE("Conditional writes and updates log only what they change, and reopen 
     CHECK_FALSE(done);
     REQUIRE(store.compare_and_set("k", "first", "swapped", done));
     CHECK(done);
-    REQUIRE(store.update("k", [](std::string& value) { value += "+updated"; }, done));
+    REQUIRE(store.update(
+        "k", [](std::string& value) { value += "+updated"; }, done));
     CHECK(done);
-    REQUIRE(store.update("absent", [](std::string& value) { value = "never"; }, done));
+    REQUIRE(store.update(
+        "absent", [](std::string& value) { value = "never"; }, done));
     CHECK_FALSE(done);
     CHECK(store.log_stats().last_lsn == 3);  // put_if_absent, compare_and_set, update
-    CHECK_THROWS_AS(store.update("k", [](std::string&) { throw std::runtime_error("no"); }, done),
+    CHECK_THROWS_AS(store.update(
+                        "k", [](std::string&) { throw std::runtime_error("no"); }, done),
                     std::runtime_error);
     CHECK(store.get("k") == std::optional<std::string>("swapped+updated"));
 
@@ -208,7 +212,8 @@ TEST_CASE("An update whose result exceeds the value limit is refused and changes
     REQUIRE(fixture.open());
     REQUIRE(fixture.store->put("k", "short"));
     bool found = false;
-    const Status refused = fixture.store->update("k", [](std::string& value) { value += " and long"; }, found);
+    const Status refused = fixture.store->update(
+        "k", [](std::string& value) { value += " and long"; }, found);
     CHECK(refused.code() == StatusCode::kInvalidArgument);
     CHECK(fixture.store->get("k") == std::optional<std::string>("short"));
     REQUIRE(fixture.reopen());
@@ -268,5 +273,33 @@ TEMPLATE_TEST_CASE("A batch applies all its writes as one, and clear is logged",
     } else {
         REQUIRE(store.clear());
         CHECK(store.size() == 0);
+    }
+}
+
+TEST_CASE("A checkpoint cut while it removes a large old segment step by step reopens to the right state",
+          "[store][checkpoint]") {
+    // 12 MiB of log: the old segment is cut down in several steps.
+    const std::string value(4000, 'v');
+    for (const char* call : {"ftruncate", "fsync-dir"}) {
+        StoreFixture<GroupCommitWAL> fixture;
+        fixture.options.log.segment_bytes = std::uint64_t{64} << 20;
+        REQUIRE(fixture.open());
+        for (int i = 0; i < 3000; ++i)
+            REQUIRE(fixture.store->put("k" + std::to_string(i % 1000), value + std::to_string(i)));
+        const auto before = fixture.contents();
+        // The snapshot's own writes and syncs come first; fail a later cut.
+        fixture.fs.inject(call, EIO, std::string(call) == "ftruncate" ? 1 : 4);
+        const Status checkpointed = fixture.store->checkpoint();
+        fixture.fs.clear_fault();
+        CHECK_FALSE(checkpointed);
+        CHECK(checkpointed.to_string().find(call) != std::string::npos);
+        fixture.store.reset();
+        fixture.fs.power_cut();
+        fixture.fs.revive();
+        REQUIRE(fixture.open());
+        CHECK(fixture.contents() == before);
+        CHECK(fixture.recovery.snapshot_entries == 1000);
+        REQUIRE(fixture.store->checkpoint());  // the next one finishes the removal
+        CHECK(fixture.files_named("wal-") == 1);
     }
 }

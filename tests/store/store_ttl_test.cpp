@@ -96,7 +96,8 @@ TEMPLATE_TEST_CASE("Writes treat an expired key as absent", "[store][ttl]", None
     bool flag = true;
     REQUIRE(store.compare_and_set("k", "old", "new", flag));
     CHECK_FALSE(flag);
-    REQUIRE(store.update("k", [](std::string& value) { value += "!"; }, flag));
+    REQUIRE(store.update(
+        "k", [](std::string& value) { value += "!"; }, flag));
     CHECK_FALSE(flag);
     REQUIRE(store.expire("k", milliseconds(100), flag));
     CHECK_FALSE(flag);
@@ -117,8 +118,8 @@ TEMPLATE_TEST_CASE("Writes treat an expired key as absent", "[store][ttl]", None
     CHECK(store.size() == 1);
 }
 
-TEMPLATE_TEST_CASE("put clears an expiry; update, compare_and_set and expire keep or set it", "[store][ttl]",
-                   SyncWAL, GroupCommitWAL) {
+TEMPLATE_TEST_CASE("put clears an expiry; update, compare_and_set and expire keep or set it", "[store][ttl]", SyncWAL,
+                   GroupCommitWAL) {
     TtlFixture<TestType> fixture;
     REQUIRE(fixture.open());
     auto& store = *fixture.store;
@@ -127,7 +128,8 @@ TEMPLATE_TEST_CASE("put clears an expiry; update, compare_and_set and expire kee
 
     REQUIRE(store.put("a", "1", milliseconds(50)));
     bool flag = false;
-    REQUIRE(store.update("a", [](std::string& value) { value = "2"; }, flag));
+    REQUIRE(store.update(
+        "a", [](std::string& value) { value = "2"; }, flag));
     REQUIRE(flag);
     REQUIRE(store.compare_and_set("a", "2", "3", flag));
     REQUIRE(flag);
@@ -178,8 +180,8 @@ TEST_CASE("A time-to-live that is not positive or ends past the last time is ref
     CHECK(store.log_stats().records == records);
 }
 
-TEMPLATE_TEST_CASE("An expiry is absolute across reopens, from the log and from a snapshot", "[store][ttl]",
-                   SyncWAL, GroupCommitWAL) {
+TEMPLATE_TEST_CASE("An expiry is absolute across reopens, from the log and from a snapshot", "[store][ttl]", SyncWAL,
+                   GroupCommitWAL) {
     const bool from_snapshot = GENERATE(false, true);
     TtlFixture<TestType> fixture;
     REQUIRE(fixture.open());
@@ -247,7 +249,8 @@ TEMPLATE_TEST_CASE("Values of other types expire too", "[store][ttl]", None, Gro
     REQUIRE(store.put(std::uint64_t{1}, std::uint64_t{10}, milliseconds(100)));
     REQUIRE(store.put(std::uint64_t{2}, std::uint64_t{20}));
     bool found = false;
-    REQUIRE(store.update(std::uint64_t{1}, [](std::uint64_t& value) { ++value; }, found));
+    REQUIRE(store.update(
+        std::uint64_t{1}, [](std::uint64_t& value) { ++value; }, found));
     CHECK(found);
     REQUIRE(store.checkpoint());
     REQUIRE(fixture.reopen());

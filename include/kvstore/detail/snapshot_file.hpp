@@ -63,11 +63,18 @@ struct Entry {
     std::uint64_t expiry = 0;  ///< microseconds since the Unix epoch; 0: none
 };
 
-/// Writes a snapshot file. Use: open(), add() each entry, finish().
+/// Writes a snapshot file. Use: open(), add() each entry, write_pending()
+/// now and then, finish(). add() only encodes into memory, so that a caller
+/// holding a lock while it adds does no I/O under it; write_pending() writes
+/// the blocks completed so far and syncs once every kSyncEvery bytes, so that
+/// the final sync has little left to write and a log's syncs on the same
+/// disk never queue behind the whole snapshot.
 /// Destroying an unfinished writer leaves only the temporary file, which
 /// no reader takes for a snapshot.
 class Writer {
 public:
+    static constexpr std::size_t kSyncEvery = std::size_t{256} << 10;
+
     Writer(FileSystem& fs, std::string dir, Lsn replay_from, unsigned file_mode)
         : fs_(fs),
           dir_(std::move(dir)),
@@ -88,8 +95,8 @@ public:
         return file_->append(std::string_view(header, sizeof header));
     }
 
-    /// Adds one entry; writes a block when enough are buffered.
-    Status add(const Entry& entry) {
+    /// Adds one entry, in memory.
+    void add(const Entry& entry) {
         const std::size_t at = block_.size();
         block_.resize(at + 1 + (entry.expiry != 0 ? 8 : 0) + varint_size(entry.key.size()) + entry.key.size() +
                       varint_size(entry.value.size()) + entry.value.size());
@@ -104,13 +111,33 @@ public:
         out = put_varint(out + entry.key.size(), entry.value.size());
         if (!entry.value.empty()) std::memcpy(out, entry.value.data(), entry.value.size());
         ++block_entries_;
-        return block_.size() - kBlockHeaderSize >= kBlockTarget ? write_block() : Status::ok();
+        if (block_.size() - kBlockHeaderSize >= kBlockTarget) seal_block();
+    }
+
+    /// Writes the blocks completed so far; syncs if kSyncEvery bytes were
+    /// written since the last sync.
+    Status write_pending() {
+        std::string_view rest = pending_;
+        Status status;
+        while (status && !rest.empty()) {
+            const std::string_view piece = rest.substr(0, kSyncEvery - unsynced_);
+            status = file_->append(piece);
+            rest.remove_prefix(piece.size());
+            unsynced_ += piece.size();
+            if (status && unsynced_ == kSyncEvery) {
+                status = file_->sync();
+                unsynced_ = 0;
+            }
+        }
+        pending_.clear();
+        return status;
     }
 
     /// Writes the trailer, syncs, renames the file to its final name and
     /// syncs the directory: on success the snapshot is durable.
     Status finish() {
-        if (Status status = write_block(); !status) return status;
+        seal_block();
+        if (Status status = write_pending(); !status) return status;
         char trailer[kTrailerSize];
         std::memcpy(trailer, kTrailerMagic, sizeof kTrailerMagic);
         log::put_u64(trailer + 8, entries_);
@@ -128,19 +155,19 @@ public:
     const std::string& path() const noexcept { return final_path_; }
 
 private:
-    Status write_block() {
-        if (block_entries_ == 0) return Status::ok();
+    // Moves the block being filled, with its header, to the pending bytes.
+    void seal_block() {
+        if (block_entries_ == 0) return;
         const auto length = static_cast<std::uint32_t>(block_.size() - kBlockHeaderSize);
         log::put_u32(block_.data(), log::checksum(block_.data() + kBlockHeaderSize, length));
         log::put_u32(block_.data() + 4, length);
         log::put_u32(block_.data() + 8, block_entries_);
         log::put_u32(block_.data() + 12, log::checksum(block_.data(), 12));
-        Status status = file_->append(block_);
+        pending_ += block_;
         entries_ += block_entries_;
         ++blocks_;
         block_entries_ = 0;
         block_.assign(kBlockHeaderSize, '\0');
-        return status;
     }
 
     FileSystem& fs_;
@@ -152,6 +179,8 @@ private:
     std::unique_ptr<WritableFile> file_;
     std::string block_ = std::string(kBlockHeaderSize, '\0');
     std::uint32_t block_entries_ = 0;
+    std::string pending_;       // sealed blocks not yet written
+    std::size_t unsynced_ = 0;  // bytes written since the last sync
     std::uint64_t entries_ = 0;
     std::uint64_t blocks_ = 0;
 };

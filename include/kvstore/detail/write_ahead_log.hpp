@@ -29,6 +29,7 @@
 // every committer not yet durable gets the error, and every later call too.
 #pragma once
 
+#include <kvstore/detail/gradual_remove.hpp>
 #include <kvstore/detail/log_record.hpp>
 #include <kvstore/detail/log_replay.hpp>
 #include <kvstore/log_options.hpp>
@@ -147,7 +148,8 @@ public:
         bool removed = false;
         for (std::size_t i = 0; i + 1 < segments.size(); ++i) {
             if (segments[i + 1].first_lsn > lsn || segments[i].first_lsn >= current_first) break;
-            if (Status status = fs_.remove(log::join_path(dir_, segments[i].name)); !status) return status;
+            if (Status status = remove_gradually(fs_, dir_, log::join_path(dir_, segments[i].name)); !status)
+                return status;
             removed = true;
         }
         return removed ? fs_.sync_dir(dir_) : Status::ok();
@@ -204,9 +206,9 @@ private:
     };
 
     static std::uint64_t now_micros() {
-        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                              std::chrono::system_clock::now().time_since_epoch())
-                                              .count());
+        return static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count());
     }
 
     template <class Encode>
@@ -296,8 +298,8 @@ private:
         std::size_t records = 0;
         std::size_t cut = 0;
         for (const RecordEnd& end : record_ends_) {
-            if (records > 0 && (mode_ == CommitMode::kEachWrite ? end.lsn > own_lsn
-                                                                : end.offset > options_.max_group_bytes)) {
+            if (records > 0 &&
+                (mode_ == CommitMode::kEachWrite ? end.lsn > own_lsn : end.offset > options_.max_group_bytes)) {
                 break;
             }
             ++records;
