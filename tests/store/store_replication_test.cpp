@@ -129,9 +129,11 @@ TEST_CASE("read_log while writers append sees durable records in order without g
             if (!leader.store->put("k" + std::to_string(i % 50), std::to_string(i))) break;
     });
     Lsn next = 1;
-    int reads = 0;
-    while (next < 2000 && reads < 100'000) {
-        ++reads;
+    int beyond_durable = 0;
+    int short_of_durable = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (next < 2000 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));  // lets the writer get on
         const Lsn durable_before = leader.store->log_stats().durable_lsn;
         Lsn last = 0;
         REQUIRE(leader.store->read_log(next, [&](const LogRecord& record) {
@@ -140,12 +142,14 @@ TEST_CASE("read_log while writers append sees durable records in order without g
             last = record.lsn;
             return Status::ok();
         }));
-        CHECK(last <= leader.store->log_stats().durable_lsn);
-        CHECK((last == 0 || last >= durable_before));
+        if (last > leader.store->log_stats().durable_lsn) ++beyond_durable;
+        if (last != 0 && last < durable_before) ++short_of_durable;
     }
     stop = true;
     writer.join();
     CHECK(next >= 2000);
+    CHECK(beyond_durable == 0);
+    CHECK(short_of_durable == 0);
 }
 
 TEST_CASE("read_log refuses LSNs that a checkpoint compacted away, and a store without a log", "[store][replication]") {
