@@ -176,6 +176,29 @@ public:
             [&](Shard& shard, Slot& slot) { Layout::assign(shard.table.memory(), slot, std::forward<M>(value)); });
     }
 
+    /// As insert_or_assign, but first calls admit() -> bool under the
+    /// shard's exclusive lock, and changes nothing if it returns false: a
+    /// caller can make the write conditional on something done in the same
+    /// critical section (a store appends its log record there). Returns true
+    /// iff inserted.
+    template <class Q, class M, class Admit>
+    bool insert_or_assign_if(Q&& key, M&& value, Admit&& admit) {
+        const auto& lookup = lookup_key(key);
+        const std::uint64_t hash = hash_of(lookup);
+        Shard& shard = shard_for(hash);
+        std::unique_lock lock = write_lock(shard, hash);
+        {
+            detail::CallbackScope scope(&shard);
+            if (!std::forward<Admit>(admit)()) return false;
+        }
+        return insert_or_else_locked(
+            shard, hash, lookup,
+            [&](Shard& owner, void* where) {
+                Layout::construct(owner.table.memory(), where, std::forward<Q>(key), std::forward<M>(value));
+            },
+            [&](Shard& owner, Slot& slot) { Layout::assign(owner.table.memory(), slot, std::forward<M>(value)); });
+    }
+
     /// Removes the key. Returns true iff it was present.
     template <class Q>
     bool erase(const Q& key) {

@@ -70,6 +70,26 @@ TEST_CASE("InsertOrAssignReplacesWhateverTheValueSize", "[map]") {
     CHECK(map.size() == 1);
 }
 
+TEST_CASE("InsertOrAssignIfWritesOnlyWhenAdmitted", "[map]") {
+    StringMap map;
+    int asked = 0;
+    CHECK_FALSE(map.insert_or_assign_if("k", "refused", [&] { return ++asked, false; }));
+    CHECK_FALSE(map.contains("k"));
+    CHECK(map.insert_or_assign_if("k", "first", [&] { return ++asked, true; }));
+    CHECK_FALSE(map.insert_or_assign_if("k", "refused again", [&] { return ++asked, false; }));
+    CHECK(map.get("k") == "first");
+    CHECK_FALSE(map.insert_or_assign_if("k", std::string(300, 'x'), [&] { return ++asked, true; }));
+    CHECK(map.get("k") == std::string(300, 'x'));
+    CHECK(asked == 4);
+    CHECK(map.size() == 1);
+
+    kvstore::ConcurrentMap<int, std::unique_ptr<int>> owners;
+    CHECK(owners.insert_or_assign_if(1, std::make_unique<int>(7), [] { return true; }));
+    int seen = 0;
+    owners.visit(1, [&](const std::unique_ptr<int>& value) { seen = *value; });
+    CHECK(seen == 7);
+}
+
 TEST_CASE("GetFindAndContainsReportMissingKeys", "[map]") {
     StringMap map;
     map.insert("present", "value");
