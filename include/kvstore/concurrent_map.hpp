@@ -266,6 +266,24 @@ public:
         return std::forward<F>(f)(locked);
     }
 
+    /// Locks every shard exclusively (in order) and calls f(LockedKeys&),
+    /// through which any key may be changed with no further locking: for
+    /// loading a map in bulk, or replacing its contents so that other threads
+    /// see the old contents or the new, never a mix. f must not call the map.
+    /// Returns what f returns.
+    template <class F>
+    decltype(auto) with_all_locked(F&& f) {
+        std::vector<std::size_t> shards(shard_count());
+        std::vector<std::unique_lock<std::shared_mutex>> locks;
+        locks.reserve(shard_count());
+        for (std::size_t i = 0; i < shard_count(); ++i) {
+            shards[i] = i;
+            locks.push_back(write_lock(shards_[i]));
+        }
+        LockedKeys locked(*this, shards);
+        return std::forward<F>(f)(locked);
+    }
+
     /// Locks every shard exclusively (in order), calls f(), and if it
     /// returns true removes every entry, before unlocking: other threads see
     /// the map as it was or empty, never half cleared. Returns f's result.
@@ -298,8 +316,7 @@ public:
     /// not grow a shard (with high probability: keys spread randomly).
     void reserve(std::size_t count) {
         if (count == 0) return;
-        const double mean = static_cast<double>(count) / static_cast<double>(shard_count());
-        const auto per_shard = static_cast<std::size_t>(mean + 4.0 * std::sqrt(mean) + 1.0);
+        const std::size_t per_shard = reserve_per_shard(count);
         for (std::size_t i = 0; i < shard_count(); ++i) {
             Shard& shard = shards_[i];
             std::unique_lock lock = write_lock(shard);
@@ -469,6 +486,21 @@ public:
             return true;
         }
 
+        /// Removes every entry of the locked shards.
+        void clear() {
+            for (const std::size_t index : shards_) {
+                map_.shards_[index].table.clear();
+                map_.shards_[index].count.store(0, std::memory_order_relaxed);
+            }
+        }
+
+        /// As ConcurrentMap::reserve, for the locked shards' share of `count`.
+        void reserve(std::size_t count) {
+            if (count == 0) return;
+            const std::size_t per_shard = map_.reserve_per_shard(count);
+            for (const std::size_t index : shards_) map_.shards_[index].table.reserve(per_shard, map_.slot_hash_fn());
+        }
+
     private:
         friend class ConcurrentMap;
         LockedKeys(ConcurrentMap& map, const std::vector<std::size_t>& shards) : map_(map), shards_(shards) {}
@@ -598,6 +630,13 @@ private:
             on_present(shard, *slot);
         }
         return inserted;
+    }
+
+    // Room per shard for `count` entries spread randomly over the shards:
+    // the mean plus four standard deviations.
+    std::size_t reserve_per_shard(std::size_t count) const {
+        const double mean = static_cast<double>(count) / static_cast<double>(shard_count());
+        return static_cast<std::size_t>(mean + 4.0 * std::sqrt(mean) + 1.0);
     }
 
     static void copy_into(V& out, value_ref value) {

@@ -931,35 +931,37 @@ private:
         }
         if (status) status = writer.finish();
         if (!status) return status;
-        map_.clear();
-        map_.reserve(static_cast<std::size_t>(entries));
-        if (Status loaded = detail::snapshot::read(fs_, path, their_lsn, entries,
-                                                   [&](const detail::snapshot::Entry& entry) {
-                                                       (void)restore(entry.key, entry.value, entry.expiry, now);
-                                                   });
-            !loaded)
-            return loaded;
+        // Other threads see the old contents or the new, never a mix.
+        status = map_.with_all_locked([&](auto& into) {
+            into.clear();
+            into.reserve(static_cast<std::size_t>(entries));
+            return detail::snapshot::read(fs_, path, their_lsn, entries, [&](const detail::snapshot::Entry& entry) {
+                (void)restore(into, entry.key, entry.value, entry.expiry, now);
+            });
+        });
         restore_buffer_ = std::string();
-        return end_snapshot(replay_from);
+        return status ? end_snapshot(replay_from) : status;
     }
 
     // ---- Recovery ----
 
-    // Applies one logged operation during recovery.
-    Status apply(const LogOperation& op, Lsn lsn) {
+    // Applies one logged operation during recovery, through the map with
+    // all shards locked.
+    template <class Into>
+    Status apply(Into& into, const LogOperation& op, Lsn lsn) {
         bool decoded = true;
         switch (op.type) {
         case LogRecordType::kPut:
-            decoded = restore(op.key, op.value, kNoExpiry, opened_at_);
+            decoded = restore(into, op.key, op.value, kNoExpiry, opened_at_);
             break;
         case LogRecordType::kPutExpiring:
-            decoded = restore(op.key, op.value, op.expiry, opened_at_);
+            decoded = restore(into, op.key, op.value, op.expiry, opened_at_);
             break;
         case LogRecordType::kErase:
-            decoded = erase_decoded(op.key);
+            decoded = erase_decoded(into, op.key);
             break;
         case LogRecordType::kClear:
-            map_.clear();
+            into.clear();
             break;
         case LogRecordType::kBatch:
             return undecodable("operation", lsn);
@@ -971,38 +973,40 @@ private:
     // the entry expired before the store was opened; false if its bytes do
     // not decode. String keys are looked up by their bytes, without building
     // strings for them.
-    bool restore(std::string_view key_bytes, std::string_view value_bytes, Expiry expiry, Expiry now) {
+    template <class Into>
+    bool restore(Into& into, std::string_view key_bytes, std::string_view value_bytes, Expiry expiry, Expiry now) {
         if (expiry != kNoExpiry) {
             note_expiring();
-            if (expiry <= now) return erase_decoded(key_bytes);
+            if (expiry <= now) return erase_decoded(into, key_bytes);
         }
         if constexpr (std::is_same_v<V, std::string>) {
-            return insert_decoded(key_bytes, Values::make_into(restore_buffer_, value_bytes, expiry));
+            return insert_decoded(into, key_bytes, Values::make_into(restore_buffer_, value_bytes, expiry));
         } else {
             Stored stored{};
-            return Values::decode(value_bytes, expiry, stored) && insert_decoded(key_bytes, std::move(stored));
+            return Values::decode(value_bytes, expiry, stored) && insert_decoded(into, key_bytes, std::move(stored));
         }
     }
 
-    template <class M>
-    bool insert_decoded(std::string_view key_bytes, M&& stored) {
+    template <class Into, class M>
+    static bool insert_decoded(Into& into, std::string_view key_bytes, M&& stored) {
         if constexpr (std::is_same_v<K, std::string>) {
-            map_.insert_or_assign(key_bytes, std::forward<M>(stored));
+            into.insert_or_assign(key_bytes, std::forward<M>(stored));
         } else {
             K key{};
             if (!Codec<K>::decode(key_bytes, key)) return false;
-            map_.insert_or_assign(std::move(key), std::forward<M>(stored));
+            into.insert_or_assign(std::move(key), std::forward<M>(stored));
         }
         return true;
     }
 
-    bool erase_decoded(std::string_view key_bytes) {
+    template <class Into>
+    static bool erase_decoded(Into& into, std::string_view key_bytes) {
         if constexpr (std::is_same_v<K, std::string>) {
-            map_.erase(key_bytes);
+            into.erase(key_bytes);
         } else {
             K key{};
             if (!Codec<K>::decode(key_bytes, key)) return false;
-            map_.erase(key);
+            into.erase(key);
         }
         return true;
     }
@@ -1039,6 +1043,15 @@ private:
                 if (Status status = fs_.remove(dir_ + "/" + name); !status) return status;
             }
         }
+        // Nobody else sees the map yet: loading it with every shard locked
+        // once spares a lock and an unlock per entry.
+        return map_.with_all_locked([&](auto& into) { return load(found, have_snapshot, newest, into); });
+    }
+
+    // Loads the snapshot named by `newest` (if there is one) and replays the
+    // log after it into `into`.
+    template <class Into>
+    Status load(StoreRecovery& found, bool have_snapshot, Lsn newest, Into& into) {
         Lsn replay_from = 1;
         if (have_snapshot) {
             found.snapshot = dir_ + "/" + detail::snapshot::file_name(newest);
@@ -1047,11 +1060,11 @@ private:
             std::uint64_t entries = 0;
             if (Status status = detail::snapshot::read_entry_count(fs_, found.snapshot, entries); !status)
                 return status;
-            map_.reserve(static_cast<std::size_t>(entries));
+            into.reserve(static_cast<std::size_t>(entries));
             Status decoded;
             Status status = detail::snapshot::read(
                 fs_, found.snapshot, replay_from, found.snapshot_entries, [&](const detail::snapshot::Entry& entry) {
-                    if (decoded && !restore(entry.key, entry.value, entry.expiry, opened_at_))
+                    if (decoded && !restore(into, entry.key, entry.value, entry.expiry, opened_at_))
                         decoded = Status::corruption(found.snapshot, 0, "an entry does not decode");
                 });
             if (!status) return status;
@@ -1076,11 +1089,12 @@ private:
                 if (sampled_records < kReserveSample) {
                     sampled_bytes += detail::log::kRecordHeaderSize + record.payload.size();
                     if (++sampled_records == kReserveSample)
-                        map_.reserve(map_.size() + static_cast<std::size_t>(log_bytes / (sampled_bytes / kReserveSample)));
+                        into.reserve(map_.size() +
+                                     static_cast<std::size_t>(log_bytes / (sampled_bytes / kReserveSample)));
                 }
                 Status applied;
                 Status decoded = for_each_operation(record, [&](const LogOperation& op) {
-                    if (applied) applied = apply(op, record.lsn);
+                    if (applied) applied = apply(into, op, record.lsn);
                 });
                 return decoded ? applied : decoded;
             };
