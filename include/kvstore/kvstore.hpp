@@ -6,3 +6,4 @@
 #include <kvstore/durability.hpp>
 #include <kvstore/hash.hpp>
 #include <kvstore/store.hpp>
+#include <kvstore/version.hpp>
