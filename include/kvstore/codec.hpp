@@ -60,13 +60,18 @@ template <class Byte>
 struct Codec<std::vector<Byte>, std::enable_if_t<detail::is_byte_like<Byte>::value>>
     : detail::ByteSequenceCodec<std::vector<Byte>> {};
 
+/// Trivially copyable non-pointer types (arithmetic types included): their object representation,
+/// sizeof(T) bytes, readable only on machines with the same byte order and layout.
 template <class T>
 struct Codec<T, std::enable_if_t<std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>>> {
+    /// Always sizeof(T).
     static constexpr std::size_t size(const T&) noexcept { return sizeof(T); }
+    /// Copies the object's bytes to `out`; returns out + sizeof(T).
     static char* encode(const T& value, char* out) noexcept {
         std::memcpy(out, &value, sizeof(T));
         return out + sizeof(T);
     }
+    /// False, leaving `out` untouched, unless `bytes` is exactly sizeof(T) long.
     static bool decode(std::string_view bytes, T& out) noexcept {
         if (bytes.size() != sizeof(T)) return false;
         std::memcpy(&out, bytes.data(), sizeof(T));

@@ -112,6 +112,8 @@ inline std::uint64_t mix(std::uint64_t h) noexcept {
 
 }  // namespace detail
 
+/// A thread-safe hash map from K to V, split into independently locked shards. Access is by copy or through
+/// callbacks run under a shard lock, which must not call back into the map; there are no iterators.
 template <class K, class V, class Hasher = Hash<K>, class KeyEqual = std::equal_to<>>
 class ConcurrentMap {
     using Layout = detail::layout_for<K, V>;
@@ -119,10 +121,10 @@ class ConcurrentMap {
     using Slot = typename Layout::Slot;
 
 public:
-    using key_type = K;
-    using mapped_type = V;
-    using hasher = Hasher;
-    using key_equal = KeyEqual;
+    using key_type = K;          ///< K
+    using mapped_type = V;       ///< V
+    using hasher = Hasher;       ///< Hash<K> by default
+    using key_equal = KeyEqual;  ///< std::equal_to<> (transparent) by default
     /// What callbacks receive for a key: `const K&`, or std::string_view.
     using key_ref = typename Layout::key_ref;
     /// What read-only callbacks receive for a value: `const V&`, or std::string_view.
@@ -341,6 +343,7 @@ public:
         return visit(key, [&](value_ref value) { copy_into(out, value); });
     }
 
+    /// True iff the key is present (taken under the shared lock).
     template <class Q>
     bool contains(const Q& key) const {
         return visit(key, [](value_ref) {});
@@ -404,8 +407,10 @@ public:
         return total;
     }
 
+    /// size() == 0, with the same approximation under concurrent writes.
     bool empty() const noexcept { return size() == 0; }
 
+    /// Shards in the map: a power of two, fixed at construction.
     std::size_t shard_count() const noexcept { return std::size_t{1} << shard_bits_; }
 
     /// Figures of one shard, read under its shared lock.
@@ -436,7 +441,9 @@ public:
         return total;
     }
 
+    /// The hasher given at construction.
     const Hasher& hash_function() const noexcept { return hash_; }
+    /// The key comparison given at construction.
     const KeyEqual& key_eq() const noexcept { return equal_; }
 
 private:

@@ -36,6 +36,7 @@ public:
         (void)bytes;
         return Status::ok();
     }
+    /// Closes the file without syncing it (call sync() first for durability).
     virtual Status close() = 0;
 };
 
@@ -54,6 +55,8 @@ public:
     virtual ~FileLock() = default;
 };
 
+/// The file operations kvstore performs; implement it to inject faults or to put the files elsewhere.
+/// Calls may come from several threads at once; errors are reported as Status.
 class FileSystem {
 public:
     virtual ~FileSystem() = default;
@@ -62,7 +65,9 @@ public:
     virtual Status create_dir(const std::string& path, unsigned mode) = 0;
     /// Creates (or truncates) `path` with `mode` for appending.
     virtual Status open_writable(const std::string& path, unsigned mode, std::unique_ptr<WritableFile>& file) = 0;
+    /// Opens the existing file `path` for reading; fails if it does not exist.
     virtual Status open_readable(const std::string& path, std::unique_ptr<ReadableFile>& file) = 0;
+    /// Sets `bytes` to the size of file `path`, in bytes.
     virtual Status file_size(const std::string& path, std::uint64_t& bytes) = 0;
     /// The names (not paths) of the entries of directory `path`, without "." and "..".
     virtual Status list_dir(const std::string& path, std::vector<std::string>& names) = 0;
@@ -72,6 +77,7 @@ public:
     virtual Status sync_dir(const std::string& path) = 0;
     /// Shortens `path` to `bytes` and syncs it.
     virtual Status truncate(const std::string& path, std::uint64_t bytes) = 0;
+    /// Deletes file `path`; an absent file is an error. Durable only after sync_dir.
     virtual Status remove(const std::string& path) = 0;
     /// Takes an exclusive lock on file `path` (created if absent), held by
     /// `lock` until it is destroyed. Fails with kBusy if another holder, in

@@ -52,8 +52,9 @@ inline constexpr bool is_byte_like_v = std::is_same_v<T, char> || std::is_same_v
 
 /// Transparent hasher for everything that converts to std::string_view.
 struct StringHash {
-    using is_transparent = void;
-    using is_avalanching = void;
+    using is_transparent = void;  ///< maps keyed by std::string accept std::string_view and literals for lookups
+    using is_avalanching = void;  ///< XXH3 output needs no further mixing
+    /// XXH3 of the string's bytes (seed 0): equal text hashes equally whatever its string type.
     std::uint64_t operator()(std::string_view s) const noexcept { return hash_bytes(s.data(), s.size()); }
 };
 
@@ -68,8 +69,10 @@ struct Hash {
 
     // Byte hashing avalanches; a user's kvstore_hash might not, so the map
     // mixes its result.
+    /// void for byte hashing; std::false_type when T has a `kvstore_hash` hook, so the map mixes its result.
     using is_avalanching = std::conditional_t<detail::has_adl_hash<T>::value, std::false_type, void>;
 
+    /// kvstore_hash(value) when T has that hook, else XXH3 of the object's sizeof(T) bytes.
     std::uint64_t operator()(const T& value) const noexcept(!detail::has_adl_hash<T>::value) {
         if constexpr (detail::has_adl_hash<T>::value) {
             return static_cast<std::uint64_t>(kvstore_hash(value));

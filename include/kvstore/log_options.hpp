@@ -33,9 +33,12 @@ enum class RecoveryMode {
     kSkipBadRecords,
 };
 
+/// How a SyncWAL or GroupCommitWAL (and a Store's log) is opened, written and recovered; every field has
+/// a usable default.
 struct LogOptions {
     /// Where the files go; nullptr means default_file_system().
     FileSystem* file_system = nullptr;
+    /// What opening does with a damaged record (default: cut off a torn tail, fail on other damage).
     RecoveryMode recovery_mode = RecoveryMode::kTolerateTornTail;
     /// A segment is closed and a new one started once it holds this much.
     std::size_t segment_bytes = std::size_t{64} << 20;
@@ -57,8 +60,8 @@ struct LogOptions {
     /// acknowledged at once and a background thread writes and syncs every
     /// interval: a crash loses at most the writes of the last interval.
     std::chrono::milliseconds flush_interval{0};
-    unsigned file_mode = 0600;
-    unsigned dir_mode = 0700;
+    unsigned file_mode = 0600;  ///< permission bits of files kvstore creates (the umask still applies)
+    unsigned dir_mode = 0700;   ///< permission bits of the directory, if kvstore creates it (the umask applies)
     /// Called while opening replays the log: once before the first segment
     /// and after each one, with the bytes of segments read so far and in
     /// all (segments are read whole, so a large log reports every
@@ -68,34 +71,37 @@ struct LogOptions {
 
 /// A stretch of a segment that recovery did not apply.
 struct DroppedBytes {
-    std::string file;
-    std::uint64_t offset = 0;
-    std::uint64_t bytes = 0;
-    std::string reason;
+    std::string file;          ///< the segment's path
+    std::uint64_t offset = 0;  ///< where the stretch starts, in bytes from the start of the file
+    std::uint64_t bytes = 0;   ///< length of the stretch
+    std::string reason;        ///< the check that failed, or why the stretch was set aside
 };
 
+/// What opening a log replayed, and what it cut off, set aside or skipped.
 struct RecoveryReport {
-    std::uint64_t segments = 0;
+    std::uint64_t segments = 0;  ///< segments read
     std::uint64_t records = 0;  ///< records replayed (at or after the requested LSN)
     std::uint64_t bytes = 0;    ///< bytes of segments read
     Lsn last_lsn = 0;           ///< the last valid record's LSN; new records follow it
-    double seconds = 0;
+    double seconds = 0;         ///< how long the replay took
     /// A torn tail cut off (kTolerateTornTail) or the rest of the log set
     /// aside (kPointInTime): where and how many bytes.
     bool truncated = false;
+    /// Every stretch not applied, in the order met; empty when the log was intact.
     std::vector<DroppedBytes> dropped;
 };
 
+/// A log's figures since it was opened (SyncWAL and GroupCommitWAL stats(), Store::log_stats()).
 struct LogStats {
-    std::uint64_t records = 0;
+    std::uint64_t records = 0;  ///< records written and synced
     std::uint64_t bytes = 0;  ///< bytes written, headers included
-    std::uint64_t syncs = 0;
+    std::uint64_t syncs = 0;  ///< write + fdatasync rounds, one per group
     std::uint64_t largest_group = 0;  ///< most records made durable by one sync
     std::uint64_t largest_group_bytes = 0;  ///< most bytes written by one group
     std::uint64_t max_pending_bytes = 0;    ///< most bytes of records ever waiting to be written
     double average_group = 0;         ///< records per sync
-    double average_sync_micros = 0;
-    double max_sync_micros = 0;
+    double average_sync_micros = 0;   ///< mean time of one group's write + sync, in microseconds
+    double max_sync_micros = 0;       ///< longest write + sync, in microseconds
     Lsn last_lsn = 0;     ///< the newest record appended
     Lsn durable_lsn = 0;  ///< every record up to here is on stable storage
     std::uint64_t segments = 0;  ///< segments this log has written since it was opened

@@ -35,10 +35,12 @@ inline const char* to_string(StatusCode code) noexcept {
     return "unknown";
 }
 
+/// An operation's outcome: ok, or a StatusCode with a message naming what failed and where.
 class [[nodiscard]] Status {
 public:
     Status() noexcept = default;
 
+    /// Success; the same as a default-constructed Status.
     static Status ok() noexcept { return Status(); }
     /// An error from system call `call` on `path`, with the errno it set.
     static Status io_error(const std::string& call, const std::string& path, int error_number) {
@@ -51,10 +53,13 @@ public:
     static Status corruption(const std::string& path, unsigned long long offset, const std::string& reason) {
         return Status(StatusCode::kCorruption, path + " at offset " + std::to_string(offset) + ": " + reason, 0);
     }
+    /// kInvalidArgument: `message` says what the caller asked for and why it cannot be done.
     static Status invalid_argument(std::string message) {
         return Status(StatusCode::kInvalidArgument, std::move(message), 0);
     }
+    /// kBusy: `message` names the resource another owner holds.
     static Status busy(std::string message) { return Status(StatusCode::kBusy, std::move(message), 0); }
+    /// kCompacted: `message` names the records a snapshot replaced.
     static Status compacted(std::string message) { return Status(StatusCode::kCompacted, std::move(message), 0); }
     /// A later operation on a log that failed with `cause`.
     static Status failed(const Status& cause) {
@@ -62,11 +67,15 @@ public:
                       cause.error_number());
     }
 
+    /// True for success (code() == StatusCode::kOk).
     bool is_ok() const noexcept { return code_ == StatusCode::kOk; }
+    /// As is_ok(), so that `if (!status)` catches errors.
     explicit operator bool() const noexcept { return is_ok(); }
+    /// kOk, or the kind of error.
     StatusCode code() const noexcept { return code_; }
     /// The errno behind an I/O error, 0 otherwise.
     int error_number() const noexcept { return error_number_; }
+    /// What failed and where, without the code's name; empty for success.
     const std::string& message() const noexcept { return message_; }
     /// "corruption: wal-...log at offset 96: bad checksum", or "ok".
     std::string to_string() const {

@@ -50,6 +50,7 @@
 
 namespace kvstore {
 
+/// How Store::open sets up the map, the log, automatic checkpoints and expiry; every field has a default.
 struct StoreOptions {
     /// The map's shards and initial capacity (see MapOptions).
     MapOptions map;
@@ -59,12 +60,12 @@ struct StoreOptions {
     /// Longest key and value accepted, in encoded bytes; a longer one is
     /// refused with kInvalidArgument and nothing is written.
     std::size_t max_key_size = std::size_t{64} << 10;
-    std::size_t max_value_size = std::size_t{64} << 20;
+    std::size_t max_value_size = std::size_t{64} << 20;  ///< as max_key_size, for values
     /// A background thread checkpoints once the log has grown by this many
     /// bytes since the last checkpoint (0: only on demand). It looks every
     /// checkpoint_poll. Not used under None.
     std::uint64_t checkpoint_bytes = std::uint64_t{64} << 20;
-    std::chrono::milliseconds checkpoint_poll{100};
+    std::chrono::milliseconds checkpoint_poll{100};  ///< how often the background thread checks checkpoint_bytes
     /// What "now" is for time-to-live; empty: std::chrono::system_clock.
     /// Expiry times are absolute wall-clock times (they survive restarts),
     /// so moving the system clock forward expires keys early and moving it
@@ -78,15 +79,15 @@ struct StoreOptions {
 /// What opening a store found.
 struct StoreRecovery {
     std::string snapshot;  ///< the snapshot loaded ("" if none)
-    std::uint64_t snapshot_entries = 0;
+    std::uint64_t snapshot_entries = 0;  ///< entries in that snapshot, already expired ones (not loaded) included
     RecoveryReport log;  ///< the log replayed after it
 };
 
 /// A store's figures.
 struct StoreStats {
-    std::size_t items = 0;
-    std::size_t shards = 0;
-    double load_factor = 0;
+    std::size_t items = 0;          ///< entries in the map, expired ones not yet removed included
+    std::size_t shards = 0;         ///< the map's shard count
+    double load_factor = 0;         ///< entries per allocated slot, over all shards
     std::size_t memory_bytes = 0;   ///< tables and records held by the map
     LogStats log;                   ///< all zero under None
     std::uint64_t checkpoints = 0;  ///< finished by this Store object
@@ -104,6 +105,7 @@ struct StoreStats {
 template <class K, class V>
 class WriteBatch {
 public:
+    /// Adds a put of `key` without an expiry; writing it removes any expiry the key had.
     void put(K key, V value) {
         keys_.push_back(std::move(key));
         values_.emplace_back(std::move(value));
@@ -114,13 +116,17 @@ public:
         put(std::move(key), std::move(value));
         ttls_.back() = ttl;
     }
+    /// Adds a removal of `key`.
     void erase(K key) {
         keys_.push_back(std::move(key));
         values_.emplace_back();
         ttls_.emplace_back();
     }
+    /// Puts and erases added, a key's repeats included.
     std::size_t size() const noexcept { return keys_.size(); }
+    /// True when nothing has been added.
     bool empty() const noexcept { return keys_.empty(); }
+    /// Removes everything added, so that the batch can be reused.
     void clear() noexcept {
         keys_.clear();
         values_.clear();
@@ -140,6 +146,8 @@ private:
     std::vector<std::optional<std::chrono::milliseconds>> ttls_;
 };
 
+/// A thread-safe map from K to V kept in a directory, whose acknowledged writes survive crashes; Durability
+/// (None, SyncWAL or GroupCommitWAL) decides when a write is acknowledged. Opened with Store::open.
 template <class K, class V, class Durability = GroupCommitWAL, class Hasher = Hash<K>, class KeyEqual = std::equal_to<>>
 class Store {
     static constexpr bool kLogs = !std::is_same_v<Durability, None>;
@@ -150,7 +158,7 @@ class Store {
     static constexpr Expiry kNoExpiry = detail::kNoExpiry;
 
 public:
-    using TimePoint = std::chrono::system_clock::time_point;
+    using TimePoint = std::chrono::system_clock::time_point;  ///< an absolute expiry time, on the wall clock
 
     Store(const Store&) = delete;
     Store& operator=(const Store&) = delete;
@@ -319,6 +327,7 @@ public:
             }
         });
     }
+    /// True iff the key is present and not expired.
     template <class Q>
     bool contains(const Q& key) const {
         return read_live(key, [](const auto&, Expiry) {});
@@ -509,6 +518,7 @@ public:
         return LogStats{};
     }
 
+    /// The store's figures, gathered now (see StoreStats).
     StoreStats stats() const {
         const ShardStats map = map_.stats();
         StoreStats stats;
