@@ -275,15 +275,23 @@ public:
     /// Returns what f returns.
     template <class F>
     decltype(auto) with_all_locked(F&& f) {
-        std::vector<std::size_t> shards(shard_count());
         std::vector<std::unique_lock<std::shared_mutex>> locks;
         locks.reserve(shard_count());
-        for (std::size_t i = 0; i < shard_count(); ++i) {
-            shards[i] = i;
-            locks.push_back(write_lock(shards_[i]));
-        }
-        LockedKeys locked(*this, shards);
-        return std::forward<F>(f)(locked);
+        for (std::size_t i = 0; i < shard_count(); ++i) locks.push_back(write_lock(shards_[i]));
+        return without_locks(std::forward<F>(f));
+    }
+
+    /// Calls f(LockedKeys&) over every shard without taking any lock: for
+    /// filling a map that no other thread can reach yet (a store recovering
+    /// before its open returns), where a lock per entry, or every shard's
+    /// lock held at once, buys nothing. REQUIRES: no other thread uses the
+    /// map meanwhile; otherwise it is a data race. Returns what f returns.
+    template <class F>
+    decltype(auto) without_locks(F&& f) {
+        std::vector<std::size_t> shards(shard_count());
+        for (std::size_t i = 0; i < shard_count(); ++i) shards[i] = i;
+        LockedKeys all(*this, shards);
+        return std::forward<F>(f)(all);
     }
 
     /// Locks every shard exclusively (in order), calls f(), and if it

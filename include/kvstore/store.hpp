@@ -955,8 +955,8 @@ private:
 
     // ---- Recovery ----
 
-    // Applies one logged operation during recovery, through the map with
-    // all shards locked.
+    // Applies one logged operation during recovery, through the map's
+    // unlocked loading access (nobody else sees it yet).
     template <class Into>
     Status apply(Into& into, const LogOperation& op, Lsn lsn) {
         bool decoded = true;
@@ -1053,9 +1053,9 @@ private:
                 if (Status status = fs_.remove(dir_ + "/" + name); !status) return status;
             }
         }
-        // Nobody else sees the map yet: loading it with every shard locked
-        // once spares a lock and an unlock per entry.
-        return map_.with_all_locked([&](auto& into) { return load(found, have_snapshot, newest, into); });
+        // Nobody else sees the map until open returns: loading it without
+        // locks spares a lock and an unlock per entry.
+        return map_.without_locks([&](auto& into) { return load(found, have_snapshot, newest, into); });
     }
 
     // Loads the snapshot named by `newest` (if there is one) and replays the
