@@ -78,9 +78,9 @@ struct StoreOptions {
 
 /// What opening a store found.
 struct StoreRecovery {
-    std::string snapshot;  ///< the snapshot loaded ("" if none)
+    std::string snapshot;                ///< the snapshot loaded ("" if none)
     std::uint64_t snapshot_entries = 0;  ///< entries in that snapshot, already expired ones (not loaded) included
-    RecoveryReport log;  ///< the log replayed after it
+    RecoveryReport log;                  ///< the log replayed after it
 };
 
 /// A store's figures.
@@ -368,9 +368,8 @@ public:
                 if (expired_at(stored, now)) expired.emplace_back(key);
             });
             for (const K& key : expired)
-                if (map_.erase_if(key, [&](const auto& stored) { return expired_at(stored, now); })) ++removed;
+                if (erase_if_expired(key, now)) ++removed;
         }
-        expired_.fetch_add(removed, std::memory_order_relaxed);
         return removed;
     }
 
@@ -639,12 +638,18 @@ private:
                 read(Values::value(stored), Values::expiry(stored));
             }
         });
-        if (found_expired) {
-            const Expiry now = now_us();
-            if (map_.erase_if(key, [&](const auto& stored) { return expired_at(stored, now); }))
-                expired_.fetch_add(1, std::memory_order_relaxed);
-        }
+        if (found_expired) erase_if_expired(key, now_us());
         return found && !found_expired;
+    }
+
+    // Removes the key if it is still expired at `now` (it may have been
+    // rewritten since it was seen expired), counting it; unlogged, as the
+    // file comment says.
+    template <class Q>
+    bool erase_if_expired(const Q& key, Expiry now) const {
+        if (!map_.erase_if(key, [&](const auto& stored) { return expired_at(stored, now); })) return false;
+        expired_.fetch_add(1, std::memory_order_relaxed);
+        return true;
     }
 
     // Calls change(value, expiry, store_value) under the exclusive lock if
@@ -659,8 +664,7 @@ private:
             auto store_value = [&](const auto& value, Expiry expiry) {
                 logged = log_put(key, value, expiry, lsn);
                 if (!logged) return false;
-                std::string scratch;
-                stored = stored_form(value, expiry, scratch);
+                stored = Values::make(value, expiry);
                 if (expiry != kNoExpiry) note_expiring();
                 return true;
             };
@@ -808,9 +812,12 @@ private:
 
     // ---- Background work: automatic checkpoints and the sweeper ----
 
+    bool checkpoints_by_size() const noexcept { return kLogs && options_.checkpoint_bytes > 0; }
+    bool sweeps() const noexcept { return options_.sweep_interval.count() > 0; }
+
     std::chrono::milliseconds background_period() const {
-        const bool checkpoints = kLogs && options_.checkpoint_bytes > 0 && options_.checkpoint_poll.count() > 0;
-        const bool sweeps = options_.sweep_interval.count() > 0;
+        const bool checkpoints = checkpoints_by_size() && options_.checkpoint_poll.count() > 0;
+        const bool sweeps = this->sweeps();
         if (checkpoints && sweeps) return std::min(options_.checkpoint_poll, options_.sweep_interval);
         if (checkpoints) return options_.checkpoint_poll;
         return sweeps ? options_.sweep_interval : std::chrono::milliseconds::zero();
@@ -828,11 +835,11 @@ private:
             const std::uint64_t logged = log_stats().bytes;
             Status checkpointed;
             bool tried = false;
-            if (kLogs && options_.checkpoint_bytes > 0 && logged - logged_at_last >= options_.checkpoint_bytes) {
+            if (checkpoints_by_size() && logged - logged_at_last >= options_.checkpoint_bytes) {
                 checkpointed = checkpoint();
                 tried = true;
             }
-            if (options_.sweep_interval.count() > 0 && Clock::now() >= next_sweep) {
+            if (sweeps() && Clock::now() >= next_sweep) {
                 if (has_expiring_.load(std::memory_order_relaxed)) remove_expired();
                 next_sweep = Clock::now() + options_.sweep_interval;
             }
