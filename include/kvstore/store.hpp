@@ -189,9 +189,7 @@ public:
     /// Sets `key` to `value` until `ttl` (> 0) from now.
     template <class Q, class M>
     Status put(const Q& key, const M& value, std::chrono::milliseconds ttl) {
-        Expiry expiry = kNoExpiry;
-        if (Status status = expiry_after(ttl, expiry); !status) return status;
-        return put_expiring(key, value, expiry);
+        return with_expiry(ttl, [&](Expiry expiry) { return put_expiring(key, value, expiry); });
     }
 
     /// Removes `key`; `erased` (if given) says whether it was there. Erasing
@@ -225,9 +223,22 @@ public:
     template <class Q, class M>
     Status put_if_absent(const Q& key, const M& value, bool& inserted, std::chrono::milliseconds ttl) {
         inserted = false;
-        Expiry expiry = kNoExpiry;
-        if (Status status = expiry_after(ttl, expiry); !status) return status;
-        return put_if_absent_expiring(key, value, expiry, inserted);
+        return with_expiry(ttl, [&](Expiry expiry) { return put_if_absent_expiring(key, value, expiry, inserted); });
+    }
+
+    /// Sets `key` to `value` only if it is present (and not expired),
+    /// removing any expiry it had; `replaced` says whether it was. Nothing
+    /// is logged when the key is absent.
+    template <class Q, class M>
+    Status put_if_present(const Q& key, const M& value, bool& replaced) {
+        return put_if_present_expiring(key, value, kNoExpiry, replaced);
+    }
+
+    /// As put_if_present, with the value expiring `ttl` (> 0) from now.
+    template <class Q, class M>
+    Status put_if_present(const Q& key, const M& value, bool& replaced, std::chrono::milliseconds ttl) {
+        replaced = false;
+        return with_expiry(ttl, [&](Expiry expiry) { return put_if_present_expiring(key, value, expiry, replaced); });
     }
 
     /// Sets `key` to `desired` if its value equals `expected`; `swapped`
@@ -265,11 +276,11 @@ public:
     template <class Q>
     Status expire(const Q& key, std::chrono::milliseconds ttl, bool& found) {
         found = false;
-        Expiry expiry = kNoExpiry;
-        if (Status status = expiry_after(ttl, expiry); !status) return status;
-        return change_live(key, [&](const auto& value, Expiry, auto&& store_value) {
-            found = true;
-            store_value(value, expiry);
+        return with_expiry(ttl, [&](Expiry expiry) {
+            return change_live(key, [&](const auto& value, Expiry, auto&& store_value) {
+                found = true;
+                store_value(value, expiry);
+            });
         });
     }
 
@@ -294,6 +305,44 @@ public:
             }
         }
         return write_entries(batch.keys(), batch.values(), expiries);
+    }
+
+    /// While one of these lives, the writes its thread makes to one store
+    /// return once they are applied and logged, without waiting for what the
+    /// policy promises; lsn() is the newest record they logged. Whoever
+    /// acknowledges those writes calls Store::commit(lsn()) first. A server
+    /// that answers many clients from a few threads defers this way so that
+    /// one sync covers the writes of every client instead of each thread
+    /// waiting for its own. Scopes nest; the inner one collects the LSNs
+    /// until it ends.
+    class DeferredCommits {
+    public:
+        explicit DeferredCommits(const Store& store) noexcept : store_(&store), outer_(deferred_) {
+            deferred_ = this;
+        }
+        ~DeferredCommits() { deferred_ = outer_; }
+        DeferredCommits(const DeferredCommits&) = delete;
+        DeferredCommits& operator=(const DeferredCommits&) = delete;
+
+        /// The newest record logged by this thread's writes since the scope
+        /// began (0 if none was logged).
+        Lsn lsn() const noexcept { return lsn_; }
+
+    private:
+        friend class Store;
+        const Store* store_;
+        DeferredCommits* outer_;
+        Lsn lsn_ = 0;
+    };
+
+    /// Returns once record `lsn` and every record before it hold what the
+    /// policy promises (durable under SyncWAL and GroupCommitWAL, at once in
+    /// the relaxed mode and under None), or with the log's error.
+    Status commit(Lsn lsn) {
+        if constexpr (kLogs) {
+            if (lsn != 0) return log_->commit(lsn);
+        }
+        return Status::ok();
     }
 
     /// Removes every entry, logged as one record; other threads see the
@@ -609,6 +658,14 @@ private:
         return Status::ok();
     }
 
+    // Calls write(expiry) with the expiry `ttl` from now, or returns why there is none.
+    template <class Write>
+    Status with_expiry(std::chrono::milliseconds ttl, Write&& write) const {
+        Expiry expiry = kNoExpiry;
+        if (Status status = expiry_after(ttl, expiry); !status) return status;
+        return write(expiry);
+    }
+
     template <class S>
     static bool expired_at(const S& stored, Expiry now) noexcept {
         const Expiry expiry = Values::expiry(stored);
@@ -757,6 +814,15 @@ private:
     }
 
     template <class Q, class M>
+    Status put_if_present_expiring(const Q& key, const M& value, Expiry expiry, bool& replaced) {
+        replaced = false;
+        if (Status status = check_sizes(key, &value); !status) return status;
+        return change_live(key, [&](const auto&, Expiry, auto&& store_value) {
+            if (store_value(value, expiry)) replaced = true;
+        });
+    }
+
+    template <class Q, class M>
     Status log_put(const Q& key, const M& value, Expiry expiry, Lsn& lsn) {
         if constexpr (kLogs) {
             std::string key_scratch;
@@ -806,6 +872,10 @@ private:
     // append failed or nothing was logged (lsn 0).
     Status commit_logged(const Status& logged, Lsn lsn) {
         if (!logged || lsn == 0) return logged;
+        if (deferred_ != nullptr && deferred_->store_ == this) {
+            deferred_->lsn_ = std::max(deferred_->lsn_, lsn);
+            return Status::ok();
+        }
         if constexpr (kLogs) return log_->commit(lsn);
         return Status::ok();
     }
@@ -1157,6 +1227,8 @@ private:
     bool closing_ = false;
     std::string checkpoint_error_;
     Lsn next_snapshot_lsn_ = 1;  // None: snapshots are numbered, there is no log
+    // The calling thread's innermost DeferredCommits scope, for any store.
+    static inline thread_local DeferredCommits* deferred_ = nullptr;
 };
 
 }  // namespace kvstore

@@ -206,6 +206,76 @@ TEST_CASE("Conditional writes and updates log only what they change, and reopen 
     CHECK(fixture.store->stats().checkpoints == 1);
 }
 
+TEST_CASE("put_if_present replaces only a present key and sets or removes its expiry", "[store]") {
+    StoreFixture<SyncWAL> fixture;
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    bool replaced = true;
+    REQUIRE(store.put_if_present("k", "never", replaced));
+    CHECK_FALSE(replaced);
+    CHECK_FALSE(store.contains("k"));
+    CHECK(store.log_stats().last_lsn == 0);
+
+    REQUIRE(store.put("k", "first", std::chrono::hours(1)));
+    REQUIRE(store.put_if_present("k", "second", replaced));
+    CHECK(replaced);
+    std::optional<Store<std::string, std::string, SyncWAL>::TimePoint> expiry;
+    REQUIRE(store.expires_at("k", expiry));
+    CHECK_FALSE(expiry);
+    REQUIRE(store.put_if_present("k", "third", replaced, std::chrono::hours(2)));
+    CHECK(replaced);
+    REQUIRE(store.expires_at("k", expiry));
+    CHECK(expiry);
+    CHECK(store.put_if_present("k", std::string((std::size_t{64} << 20) + 1, 'v'), replaced).code() ==
+          StatusCode::kInvalidArgument);
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.contents() == std::map<std::string, std::string>{{"k", "third"}});
+}
+
+TEST_CASE("Deferred commits return before the sync, and commit makes them durable", "[store]") {
+    StoreFixture<GroupCommitWAL> fixture;
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    Lsn deferred_to = 0;
+    {
+        Store<std::string, std::string, GroupCommitWAL>::DeferredCommits deferred(store);
+        // Every sync fails: a write that waited for one would report it.
+        fixture.fs.inject("fdatasync", EIO);
+        REQUIRE(store.put("a", "1"));
+        CHECK(deferred.lsn() == 1);
+        bool done = false;
+        REQUIRE(store.erase("absent", &done));
+        CHECK(deferred.lsn() == 1);  // nothing logged
+        REQUIRE(store.put_if_present("a", "2", done));
+        CHECK(deferred.lsn() == 2);
+        fixture.fs.clear_fault();
+        deferred_to = deferred.lsn();
+    }
+    CHECK(store.log_stats().durable_lsn < deferred_to);
+    REQUIRE(store.commit(deferred_to));
+    CHECK(store.log_stats().durable_lsn >= deferred_to);
+    REQUIRE(store.put("b", "outside"));  // no scope: waits as usual
+    CHECK(store.log_stats().durable_lsn == 3);
+
+    fixture.store.reset();
+    fixture.fs.power_cut();
+    fixture.fs.revive();
+    REQUIRE(fixture.open());
+    CHECK(fixture.contents() == std::map<std::string, std::string>{{"a", "2"}, {"b", "outside"}});
+}
+
+TEST_CASE("A failed sync under deferred commits is reported by commit", "[store]") {
+    StoreFixture<GroupCommitWAL> fixture;
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    Store<std::string, std::string, GroupCommitWAL>::DeferredCommits deferred(store);
+    fixture.fs.inject("fdatasync", EIO);
+    REQUIRE(store.put("a", "1"));
+    const Status committed = store.commit(deferred.lsn());
+    CHECK_FALSE(committed);
+    CHECK(committed.to_string().find("fdatasync") != std::string::npos);
+}
+
 TEST_CASE("An update whose result exceeds the value limit is refused and changes nothing", "[store]") {
     StoreFixture<GroupCommitWAL> fixture;
     fixture.options.max_value_size = 8;
