@@ -39,6 +39,10 @@ public:
     std::uint64_t offset() const noexcept { return offset_; }
     /// Why the last kDamaged happened.
     const char* damage() const noexcept { return damage_; }
+    /// The LSN of the record the last kDamaged happened in, when its header
+    /// was whole (its checksum held) and the damage lies after it; 0 when
+    /// the header itself is damaged and the LSN unknown.
+    std::uint64_t damaged_lsn() const noexcept { return damaged_lsn_; }
     /// Set when the last read failed with an I/O error (not damage).
     const Status& io_status() const noexcept { return io_status_; }
 
@@ -65,10 +69,11 @@ public:
         if (const char* why = parse_record_header(window(offset_), header)) return damaged(why);
         // The length is trusted only after the header checksum, and checked
         // against what is left of the file before anything is read for it.
-        if (header.length > file_size_ - offset_ - kRecordHeaderSize) return damaged("record cut short");
-        if (!fill(offset_, kRecordHeaderSize + header.length)) return damaged(nullptr);
+        if (header.length > file_size_ - offset_ - kRecordHeaderSize) return damaged("record cut short", header.lsn);
+        if (!fill(offset_, kRecordHeaderSize + header.length)) return damaged(nullptr, header.lsn);
         const char* payload = window(offset_) + kRecordHeaderSize;
-        if (checksum(payload, header.length) != header.payload_checksum) return damaged("bad payload checksum");
+        if (checksum(payload, header.length) != header.payload_checksum)
+            return damaged("bad payload checksum", header.lsn);
         record = RecordView{header.type, header.lsn, header.timestamp, offset_, std::string_view(payload, header.length)};
         offset_ += kRecordHeaderSize + header.length;
         return Next::kRecord;
@@ -108,8 +113,9 @@ private:
         return true;
     }
 
-    Next damaged(const char* why) {
+    Next damaged(const char* why, std::uint64_t lsn = 0) {
         damage_ = why != nullptr ? why : "unreadable";
+        damaged_lsn_ = lsn;
         return Next::kDamaged;
     }
 
@@ -139,6 +145,7 @@ private:
     std::uint64_t buffer_offset_ = 0;
     std::size_t buffered_ = 0;
     const char* damage_ = "";
+    std::uint64_t damaged_lsn_ = 0;
     Status io_status_;
 };
 

@@ -135,7 +135,7 @@ Status replay_log(FileSystem& fs, const std::string& dir, Lsn from_lsn, Recovery
             if (!newest) return Status::corruption(path, 0, "empty segment that is not the newest");
             continue;
         } else if (first_lsn != segments[i].first_lsn) {
-            return Status::corruption(path, 8, "file header names LSN " + std::to_string(first_lsn) +
+            return Status::corruption(path, 16, "file header names LSN " + std::to_string(first_lsn) +
                                                    ", the file name another");
         }
 
