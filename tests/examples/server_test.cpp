@@ -1,0 +1,374 @@
+// kvstore-server and kvstore-cli, driven by the real redis-cli and
+// redis-benchmark, raw sockets and SIGKILL.
+#include "catch.hpp"
+#include "server_process.hpp"
+#include "temp_dir.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace kvstore::test;
+
+namespace {
+
+// Sixteen shards: FLUSHDB locks every shard and the log together, and
+// ThreadSanitizer cannot follow more than 64 locks held by one thread.
+std::vector<std::string> in_dir(const TempDir& dir, std::vector<std::string> args = {}) {
+    args.insert(args.begin(), {"--dir", dir.path() + "/data", "--num_shards", "16"});
+    return args;
+}
+
+long long as_number(const std::string& text) { return std::stoll(text); }
+
+}  // namespace
+
+TEST_CASE("redis-cli runs every command the server offers", "[server][redis-cli]") {
+    TempDir dir;
+    ServerProcess server(in_dir(dir));
+    CHECK(server.cli({"PING"}) == "PONG");
+    CHECK(server.cli({"PING", "hello there"}) == "hello there");
+    CHECK(server.cli({"ECHO", "echoed"}) == "echoed");
+
+    CHECK(server.cli({"SET", "k", "v1"}) == "OK");
+    CHECK(server.cli({"GET", "k"}) == "v1");
+    CHECK(server.cli({"GET", "absent"}).empty());
+    CHECK(server.cli({"SET", "k", "v2", "NX"}).empty());
+    CHECK(server.cli({"SET", "fresh", "v", "NX"}) == "OK");
+    CHECK(server.cli({"SET", "absent", "v", "XX"}).empty());
+    CHECK(server.cli({"SET", "k", "v3", "XX"}) == "OK");
+    CHECK(server.cli({"GET", "k"}) == "v3");
+    CHECK(server.cli({"SET", "k", "v", "NX", "XX"}).find("syntax error") != std::string::npos);
+    CHECK(server.cli({"SET", "k", "v", "EX", "0"}).find("invalid expire time") != std::string::npos);
+
+    CHECK(server.cli({"SET", "t", "v", "EX", "100"}) == "OK");
+    CHECK(server.cli({"TTL", "t"}) == "100");
+    CHECK(server.cli({"SET", "p", "v", "PX", "50000"}) == "OK");
+    const long long pttl = as_number(server.cli({"PTTL", "p"}));
+    CHECK(pttl > 40000);
+    CHECK(pttl <= 50000);
+    CHECK(server.cli({"PERSIST", "t"}) == "1");
+    CHECK(server.cli({"PERSIST", "t"}) == "0");
+    CHECK(server.cli({"TTL", "t"}) == "-1");
+    CHECK(server.cli({"TTL", "absent"}) == "-2");
+    CHECK(server.cli({"EXPIRE", "t", "30"}) == "1");
+    CHECK(server.cli({"TTL", "t"}) == "30");
+    CHECK(server.cli({"EXPIRE", "absent", "30"}) == "0");
+    CHECK(server.cli({"SET", "short", "v", "PX", "100"}) == "OK");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(server.cli({"GET", "short"}).empty());
+    CHECK(server.cli({"EXPIRE", "fresh", "0"}) == "1");  // a past deadline deletes
+    CHECK(server.cli({"EXISTS", "fresh"}) == "0");
+
+    CHECK(server.cli({"MSET", "a", "1", "b", "2"}) == "OK");
+    CHECK(server.cli({"MSET", "a", "1", "b"}).find("wrong number of arguments") != std::string::npos);
+    CHECK(server.cli({"MGET", "a", "absent", "b"}) == "1\n\n2");
+    CHECK(server.cli({"INCR", "a"}) == "2");
+    CHECK(server.cli({"DECR", "a"}) == "1");
+    CHECK(server.cli({"INCRBY", "a", "41"}) == "42");
+    CHECK(server.cli({"DECRBY", "a", "50"}) == "-8");
+    CHECK(server.cli({"INCR", "counter"}) == "1");
+    CHECK(server.cli({"INCR", "k"}).find("not an integer") != std::string::npos);
+    CHECK(server.cli({"SET", "big", "9223372036854775807"}) == "OK");
+    CHECK(server.cli({"INCR", "big"}).find("overflow") != std::string::npos);
+    CHECK(server.cli({"GET", "big"}) == "9223372036854775807");
+
+    CHECK(server.cli({"EXISTS", "a", "b", "absent", "a"}) == "3");
+    CHECK(server.cli({"DEL", "a", "absent", "b"}) == "2");
+    CHECK(server.cli({"DBSIZE"}) == "5");  // k t p counter big
+    CHECK(server.cli({"INFO"}).find("redis_version:") != std::string::npos);
+    CHECK(server.cli({"INFO"}).find("wal_syncs:") != std::string::npos);
+    CHECK(as_number(server.cli({"COMMAND", "COUNT"})) > 30);
+    CHECK(server.cli({"CONFIG", "GET", "appendonly"}) == "appendonly\nyes");
+    CHECK(server.cli({"CONFIG", "GET", "save"}) == "save\n");
+    CHECK(server.cli({"CONFIG", "SET", "save", ""}).find("ERR") == 0);
+    CHECK(server.cli({"SAVE"}) == "OK");
+    CHECK(server.cli({"BGSAVE"}) == "Background saving started");
+    CHECK(server.cli({"SELECT", "0"}) == "OK");
+    CHECK(server.cli({"SELECT", "1"}).find("out of range") != std::string::npos);
+    CHECK(server.cli({"AUTH", "pw"}).find("without any password configured") != std::string::npos);
+    CHECK(server.cli({"NOSUCH", "x"}).find("ERR unknown command 'NOSUCH', with args beginning with: 'x' ") == 0);
+    CHECK(server.cli({"GET"}).find("ERR wrong number of arguments for 'get' command") == 0);
+    CHECK(server.cli({"QUIT"}) == "OK");
+
+    CHECK(server.cli({"FLUSHDB"}) == "OK");
+    CHECK(server.cli({"DBSIZE"}) == "0");
+    CHECK(server.cli({"SET", "after", "flush"}) == "OK");
+    std::string ignored;
+    CHECK(server.redis_cli({"SHUTDOWN"}, ignored) == 0);
+    CHECK(server.stop(0) == 0);  // already gone: SHUTDOWN ended it cleanly
+    ServerProcess reopened(in_dir(dir));
+    CHECK(reopened.cli({"DBSIZE"}) == "1");
+    CHECK(reopened.cli({"GET", "after"}) == "flush");
+}
+
+TEST_CASE("With requirepass, commands wait for AUTH", "[server][redis-cli]") {
+    TempDir dir;
+    ServerProcess server(in_dir(dir, {"--requirepass", "s3cret"}));
+    CHECK(server.cli({"GET", "k"}).find("NOAUTH Authentication required.") == 0);
+    std::string output;
+    server.redis_cli({"-a", "wrong", "--no-auth-warning", "PING"}, output);
+    CHECK(output.find("WRONGPASS") != std::string::npos);
+    server.redis_cli({"-a", "s3cret", "--no-auth-warning", "SET", "k", "v"}, output);
+    CHECK(output == "OK\n");
+    Socket socket(server.port());
+    REQUIRE(socket.send("AUTH s3cret\nGET k\n"));
+    CHECK(socket.receive_until("VALUE v\n") == "OK\nVALUE v\n");
+}
+
+TEST_CASE("redis-benchmark runs finish without errors, pipelined or not", "[server][redis-benchmark]") {
+    TempDir dir;
+    ServerProcess server(in_dir(dir));
+    for (const char* pipeline : {"1", "16"}) {
+        std::string output;
+        const int status =
+            run_command(std::string(REDIS_BENCHMARK_PATH) + " -p " + std::to_string(server.port()) +
+                            " -t ping,set,get,incr,mset -n 20000 -r 1000 -d 100 -c 20 -q -P " + pipeline + " 2>&1",
+                        output);
+        INFO(output);
+        CHECK(status == 0);
+        for (const char* test : {"PING_INLINE", "PING_MBULK", "SET", "GET", "INCR", "MSET (10 keys)"})
+            CHECK(output.find(std::string(test) + ": ") != std::string::npos);
+        CHECK(output.find("rror") == std::string::npos);
+    }
+    CHECK(as_number(server.cli({"DBSIZE"})) > 100);
+}
+
+TEST_CASE("The plain text protocol answers inline commands in plain words", "[server][plain]") {
+    TempDir dir;
+    ServerProcess server(in_dir(dir));
+    Socket socket(server.port());
+    REQUIRE(
+        socket.send("PUT greeting hello\nPUT \"two words\" \"a \\\"quoted\\\" value\\n\"\n"
+                    "GET greeting\nGET \"two words\"\nEXISTS greeting\nEXISTS nothing\nSIZE\n"
+                    "DELETE greeting\nDELETE greeting\nGET greeting\nPING\nFLUSH\nSIZE\nCOMPACT\n"
+                    "PUT only-key\nPUT \"unbalanced value\n"));
+    const std::string expected =
+        "OK\nOK\nVALUE hello\nVALUE \"a \\\"quoted\\\" value\\n\"\n1\n0\n2\nDELETED\nNOT_FOUND\nNOT_FOUND\nPONG\n"
+        "OK\n0\nOK\nERROR ERR wrong number of arguments for 'put' command\n"
+        "ERROR ERR Protocol error: unbalanced quotes in request\n";
+    CHECK(socket.receive(expected.size() + 1) == expected);  // and then the connection closes
+    Socket redis_inline(server.port());                      // Redis's inline form, as telnet sends it
+    REQUIRE(redis_inline.send("SET k \"v w\"\r\nGET k\r\nPING\r\n"));
+    CHECK(redis_inline.receive_until("+PONG\r\n") == "+OK\r\n$3\r\nv w\r\n+PONG\r\n");
+    Socket stats(server.port());
+    REQUIRE(stats.send("STATS\n"));
+    const std::string text = stats.receive_until("END\n");
+    CHECK(text.find("items:1\n") != std::string::npos);
+    CHECK(text.find("wal_records:") != std::string::npos);
+}
+
+TEST_CASE("kvstore-cli runs the plain commands with exit codes a script can test", "[server][cli]") {
+    TempDir dir;
+    ServerProcess server(in_dir(dir));
+    const std::string cli = std::string(KVSTORE_CLI_PATH) + " --port " + std::to_string(server.port()) + " ";
+    std::string output;
+    CHECK(run_command(cli + "PUT 'a key' 'a value'", output) == 0);
+    CHECK(output == "OK\n");
+    CHECK(run_command(cli + "GET 'a key'", output) == 0);
+    CHECK(output == "VALUE \"a value\"\n");
+    CHECK(run_command(cli + "GET nothing", output) == 1);
+    CHECK(output == "NOT_FOUND\n");
+    CHECK(run_command(cli + "EXISTS 'a key'", output) == 0);
+    CHECK(run_command(cli + "EXISTS nothing", output) == 1);
+    CHECK(run_command(cli + "DELETE nothing", output) == 1);
+    CHECK(run_command(cli + "SIZE", output) == 0);
+    CHECK(output == "1\n");
+    CHECK(run_command(cli + "STATS", output) == 0);
+    CHECK(output.find("items:1") != std::string::npos);
+    CHECK(run_command(cli + "COMPACT", output) == 0);
+    CHECK(run_command(cli + "PING", output) == 0);
+    CHECK(output == "PONG\n");
+    CHECK(run_command(cli + "NOSUCH", output) == 4);
+    CHECK(run_command(cli + "--bogus x PING", output) == 2);
+    CHECK(run_command(std::string(KVSTORE_CLI_PATH) + " --port 1 PING 2>/dev/null", output) == 3);
+    CHECK(run_command("printf 'PUT n 41\\nINCR n\\nGET \"a key\"\\nDELETE \"a key\"\\nFLUSH\\nSIZE\\n' | " + cli,
+                      output) == 0);
+    CHECK(output == "OK\n42\nVALUE \"a value\"\nDELETED\nOK\n0\n");
+}
+
+TEST_CASE("Hostile input is answered with an error and a closed connection while the server stays up",
+          "[server][limits]") {
+    TempDir dir;
+    ServerProcess server(in_dir(dir, {"--max_bulk_length", "1024", "--max_query_buffer", "64k", "--max_arguments", "16",
+                                      "--max_connections", "8", "--max_value_size", "512"}));
+    const auto refused = [&](const std::string& input, const std::string& reason) {
+        Socket socket(server.port());
+        socket.send(input);
+        const std::string reply = socket.receive(1 << 20);  // until the server closes
+        INFO("input starts with " << input.substr(0, 40));
+        CHECK(reply.find(reason) != std::string::npos);
+        CHECK(server.cli({"PING"}) == "PONG");
+    };
+    refused("*1\r\n$999999\r\n", "invalid bulk length 999999");
+    refused("*1\r\n$-5\r\n", "invalid bulk length");
+    refused("*100\r\n", "exceed max_arguments");
+    refused("*2\r\n$3\r\nGET\r\n$1\r\nkk\r\n", "not followed by CRLF");
+    refused("*x\r\n", "invalid multibulk length");
+    refused(std::string(100 << 10, 'a'), "max_query_buffer");
+
+    // Random bytes, with and without a RESP start: every connection ends,
+    // none takes the server down.
+    std::mt19937 random(7);
+    for (int round = 0; round < 40; ++round) {
+        std::string garbage(1 + random() % 3000, '\0');
+        for (char& c : garbage) c = static_cast<char>(random());
+        if (round % 2 == 0) garbage.insert(0, "*3\r\n$3\r\nSET\r\n");
+        Socket socket(server.port());
+        socket.send(garbage);
+    }
+    CHECK(server.cli({"PING"}) == "PONG");
+    // A value over max_value_size is refused by the store; the connection stays.
+    {
+        Socket socket(server.port());
+        REQUIRE(socket.send(resp({"SET", "k", std::string(600, 'v')}) + resp({"PING"})));
+        const std::string reply = socket.receive_until("+PONG\r\n");
+        CHECK(reply.find("-ERR ") == 0);
+        CHECK(reply.find("max_value_size") != std::string::npos);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the connections above are gone
+
+    // Connections past max_connections are refused; closing one frees a place.
+    {
+        std::vector<std::unique_ptr<Socket>> held;
+        for (int i = 0; i < 8; ++i) {
+            held.push_back(std::make_unique<Socket>(server.port()));
+            REQUIRE(held.back()->send("PING\n"));
+            REQUIRE(held.back()->receive_until("PONG\n") == "PONG\n");
+        }
+        Socket extra(server.port());
+        CHECK(extra.receive_until("\r\n") == "-ERR max number of clients reached\r\n");
+        held.pop_back();
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        CHECK(server.cli({"PING"}) == "PONG");
+    }
+
+    // Memory stays bounded: many connections that each park a request just
+    // under the query buffer limit cost at most that limit each.
+    const long before = server.resident_kib();
+    for (int round = 0; round < 20; ++round) {
+        std::vector<std::unique_ptr<Socket>> parked;
+        for (int i = 0; i < 7; ++i) {
+            parked.push_back(std::make_unique<Socket>(server.port()));
+            parked.back()->send(std::string(60 << 10, 'p'));
+        }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const long after = server.resident_kib();
+    INFO("resident memory before " << before << " KiB, after " << after << " KiB");
+    CHECK(after - before < 16 * 1024);
+    CHECK(server.cli({"PING"}) == "PONG");
+    CHECK(server.running());
+}
+
+TEST_CASE("Config files set options, and unknown names or bad values are refused with the line", "[server][config]") {
+    TempDir dir;
+    const auto write = [&](const std::string& text) {
+        std::ofstream(dir.path() + "/kvstore.conf") << text;
+        return dir.path() + "/kvstore.conf";
+    };
+    std::string output;
+    const std::string server = KVSTORE_SERVER_PATH;
+    CHECK(run_command(server + " --config " + write("port 0\n# comment\nbogus 1\n") + " 2>&1", output) == 2);
+    CHECK(output.find("kvstore.conf:3: unknown option 'bogus'") != std::string::npos);
+    CHECK(run_command(server + " --config " + write("max_connections lots\n") + " 2>&1", output) == 2);
+    CHECK(output.find("kvstore.conf:1: max_connections 'lots'") != std::string::npos);
+    CHECK(run_command(server + " --durability fast 2>&1", output) == 2);
+    CHECK(output.find("durability 'fast': expected group, relaxed or none") != std::string::npos);
+
+    ServerProcess configured({"--config", write("dir \"" + dir.path() +
+                                                "/from file\"\nrequirepass \"pw # not a comment\"\n"
+                                                "durability relaxed\nnum_shards 8\n")});
+    CHECK(configured.cli({"PING"}).find("NOAUTH Authentication required.") == 0);
+    configured.redis_cli({"-a", "pw # not a comment", "--no-auth-warning", "INFO"}, output);
+    CHECK(output.find("durability:relaxed") != std::string::npos);
+    CHECK(output.find("shards:8") != std::string::npos);
+}
+
+TEST_CASE("SIGTERM makes every acknowledged write durable, even in the relaxed mode", "[server][shutdown]") {
+    TempDir dir;
+    // An interval far longer than the test: only shutdown can sync these.
+    ServerProcess server(in_dir(dir, {"--durability", "relaxed", "--flush_interval_ms", "600000"}));
+    Socket socket(server.port());
+    std::string requests;
+    for (int i = 0; i < 1000; ++i) requests += resp({"SET", "key:" + std::to_string(i), std::to_string(i * 7)});
+    REQUIRE(socket.send(requests));
+    std::string expected;
+    for (int i = 0; i < 1000; ++i) expected += "+OK\r\n";
+    REQUIRE(socket.receive(expected.size()) == expected);
+    CHECK(server.stop(SIGTERM) == 0);
+    CHECK(server.log().find("everything acknowledged is durable") != std::string::npos);
+
+    ServerProcess reopened(in_dir(dir));
+    CHECK(reopened.cli({"DBSIZE"}) == "1000");
+    CHECK(reopened.cli({"GET", "key:999"}) == "6993");
+}
+
+TEST_CASE("kill -9 during redis-benchmark loses no acknowledged SET", "[server][crash]") {
+    TempDir dir;
+    std::map<std::string, std::string> acknowledged;
+    {
+        ServerProcess server(in_dir(dir));
+        std::string benchmark_output;
+        std::thread load([&] {
+            run_command(std::string(REDIS_BENCHMARK_PATH) + " -p " + std::to_string(server.port()) +
+                            " -t set -n 100000000 -r 100000 -d 100 -c 20 -P 4 -q >/dev/null 2>&1",
+                        benchmark_output);
+        });
+        // Our own writer pipelines SETs of distinct keys and records each
+        // acknowledgement as it reads it, until the server is killed.
+        std::atomic<bool> killed{false};
+        std::thread killer([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+            killed = true;
+            ::kill(server.pid(), SIGKILL);  // reaped below: Catch's checks are for the main thread
+        });
+        Socket socket(server.port());
+        for (int batch = 0; !killed; ++batch) {
+            std::string requests;
+            std::vector<std::pair<std::string, std::string>> sent;
+            for (int i = 0; i < 16; ++i) {
+                sent.emplace_back("ack:" + std::to_string(batch * 16 + i),
+                                  "value-" + std::to_string(batch) + "-" + std::to_string(i));
+                requests += resp({"SET", sent.back().first, sent.back().second});
+            }
+            if (!socket.send(requests)) break;
+            bool broken = false;
+            for (const auto& [key, value] : sent) {
+                if (socket.receive_until("\r\n") != "+OK\r\n") {
+                    broken = true;
+                    break;
+                }
+                acknowledged[key] = value;
+            }
+            if (broken) break;
+        }
+        killer.join();
+        load.join();
+        CHECK(server.stop(SIGKILL) == 128 + SIGKILL);
+    }
+    INFO(acknowledged.size() << " SETs acknowledged before the kill");
+    REQUIRE(acknowledged.size() > 100);
+    ServerProcess restarted(in_dir(dir));
+    // Pipelined GETs of every acknowledged key, compared reply by reply.
+    Socket socket(restarted.port());
+    std::size_t missing = 0;
+    for (auto chunk = acknowledged.begin(); chunk != acknowledged.end();) {
+        std::string requests;
+        std::string expected;
+        for (int i = 0; i < 256 && chunk != acknowledged.end(); ++i, ++chunk) {
+            requests += resp({"GET", chunk->first});
+            expected += "$" + std::to_string(chunk->second.size()) + "\r\n" + chunk->second + "\r\n";
+        }
+        REQUIRE(socket.send(requests));
+        const std::string got = socket.receive(expected.size());
+        if (got != expected) ++missing;
+    }
+    CHECK(missing == 0);
+}
