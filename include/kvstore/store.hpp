@@ -317,9 +317,11 @@ public:
     /// until it ends.
     class DeferredCommits {
     public:
+        /// Starts deferring the calling thread's commits of writes to `store`.
         explicit DeferredCommits(const Store& store) noexcept : store_(&store), outer_(deferred_) {
             deferred_ = this;
         }
+        /// Stops deferring; the writes made meanwhile still wait for commit(lsn()).
         ~DeferredCommits() { deferred_ = outer_; }
         DeferredCommits(const DeferredCommits&) = delete;
         DeferredCommits& operator=(const DeferredCommits&) = delete;
