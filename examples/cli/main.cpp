@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <iostream>
@@ -167,7 +168,7 @@ private:
 // Runs one command and prints its reply; returns the exit code it earns.
 int run(Connection& connection, std::vector<std::string> args) {
     std::string name = args[0];
-    for (char& c : name) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+    std::transform(name.begin(), name.end(), name.begin(), kvstore::server::ascii_upper);
     if (!connection.send(args)) {
         std::cerr << "kvstore-cli: the connection broke while sending\n";
         return kUnreachable;

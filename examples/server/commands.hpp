@@ -95,7 +95,7 @@ public:
     void execute(const Request& request, Session& session, Reply& reply) {
         state_.commands.fetch_add(1, std::memory_order_relaxed);
         name_.assign(request.args[0].data(), request.args[0].size());
-        for (char& c : name_) c = static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c);
+        std::transform(name_.begin(), name_.end(), name_.begin(), ascii_upper);
         const auto found = table_.find(name_);
         if (found == table_.end()) return unknown(request, reply);
         const Command& command = found->second;
@@ -121,7 +121,7 @@ private:
     }
     bool is(std::string_view arg, const char* upper) const {
         return std::equal(arg.begin(), arg.end(), upper, upper + std::char_traits<char>::length(upper),
-                          [](char a, char b) { return (a >= 'a' && a <= 'z' ? a - 32 : a) == b; });
+                          [](char a, char b) { return ascii_upper(a) == b; });
     }
 
     void unknown(const Request& request, Reply& reply) {

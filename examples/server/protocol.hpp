@@ -27,6 +27,10 @@ inline int hex_value(char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10
 inline bool is_printable(char c) { return c > 0x20 && c < 0x7f; }
 }  // namespace detail
 
+/// `c` in upper case if it is an ASCII letter: command names are matched
+/// without regard to case, and only ever in ASCII.
+inline char ascii_upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c; }
+
 /// Splits a line into arguments: runs of non-space bytes, or double-quoted
 /// strings with \" \\ \n \r \t \xHH escapes. False, with `error`, for an
 /// unbalanced quote or a quote not followed by a space.

@@ -189,8 +189,11 @@ private:
             const std::size_t pending = end_ - begin_;
             const std::size_t limit = server_.config_.limits.max_query_buffer;
             if (pending >= limit || needed_ > limit) {
-                return refuse("ERR Protocol error: a request needs more than max_query_buffer (" +
-                              std::to_string(limit) + " bytes)");
+                // Only called with no replies waiting, so this one goes out alone.
+                answer_breach("ERR Protocol error: a request needs more than max_query_buffer (" +
+                                  std::to_string(limit) + " bytes)",
+                              plain_);
+                return write();
             }
             make_room(std::min(limit, std::max(needed_, pending + kMinRead)));
             // Wait for readiness, then read without blocking: reading at once
@@ -257,12 +260,7 @@ private:
                 const ParseResult result = server_.parser_.parse(input, request_, consumed, needed_, error);
                 if (result == ParseResult::kIncomplete) return;
                 needed_ = 0;
-                if (result == ParseResult::kError) {
-                    server_.state_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
-                    Reply(out_, input[0] != '*').error("ERR " + error);
-                    closing_ = true;
-                    return;
-                }
+                if (result == ParseResult::kError) return answer_breach("ERR " + error, input[0] != '*');
                 begin_ += consumed;
                 if (result == ParseResult::kEmpty) continue;
                 plain_ = request_.plain_reply;
@@ -282,13 +280,12 @@ private:
                               });
         }
 
-        // Answers with `message` and closes: the client broke a limit.
-        void refuse(const std::string& message) {
+        // Appends the error `message` and closes after the replies go out:
+        // the client broke the protocol or a limit.
+        void answer_breach(const std::string& message, bool plain) {
             server_.state_.protocol_errors.fetch_add(1, std::memory_order_relaxed);
-            out_.clear();
-            Reply(out_, plain_).error(message);
+            Reply(out_, plain).error(message);
             closing_ = true;
-            write();
         }
 
         void close() {

@@ -878,8 +878,7 @@ private:
             deferred_->lsn_ = std::max(deferred_->lsn_, lsn);
             return Status::ok();
         }
-        if constexpr (kLogs) return log_->commit(lsn);
-        return Status::ok();
+        return commit(lsn);
     }
 
     // ---- Background work: automatic checkpoints and the sweeper ----
