@@ -357,6 +357,17 @@ public:
         return visit(key, [](value_ref) {});
     }
 
+    /// Starts loading the bucket `key` maps to, without a lock, and returns
+    /// at once. A caller that knows its next keys (a bulk load, a batch)
+    /// issues this a few operations ahead, so that their cache misses
+    /// overlap instead of each operation waiting for its own.
+    template <class Q>
+    void prefetch(const Q& key) const {
+        const auto& lookup = lookup_key(key);
+        const std::uint64_t hash = hash_of(lookup);
+        shard_for(hash).table.prefetch(hash);
+    }
+
     /// Calls f(value_ref) on the key's value under the shared lock. Returns
     /// true iff the key was present.
     template <class Q, class F>
@@ -483,9 +494,13 @@ public:
                 [&](Shard& shard, void* where) {
                     Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<M>(value));
                 },
-                [&](Shard& shard, Slot& slot) {
-                    Layout::assign(shard.table.memory(), slot, std::forward<M>(value));
-                });
+                [&](Shard& shard, Slot& slot) { Layout::assign(shard.table.memory(), slot, std::forward<M>(value)); });
+        }
+
+        /// As ConcurrentMap::prefetch.
+        template <class Q>
+        void prefetch(const Q& key) const {
+            map_.prefetch(key);
         }
 
         /// As ConcurrentMap::erase.
@@ -532,7 +547,6 @@ public:
     };
 
 private:
-
     static double load_factor(std::size_t size, std::size_t capacity) noexcept {
         return capacity == 0 ? 0.0 : static_cast<double>(size) / static_cast<double>(capacity);
     }

@@ -27,6 +27,7 @@
 
 #include <kvstore/codec.hpp>
 #include <kvstore/concurrent_map.hpp>
+#include <kvstore/detail/apply_pipeline.hpp>
 #include <kvstore/detail/expiring_value.hpp>
 #include <kvstore/detail/gradual_remove.hpp>
 #include <kvstore/detail/snapshot_file.hpp>
@@ -318,9 +319,7 @@ public:
     class DeferredCommits {
     public:
         /// Starts deferring the calling thread's commits of writes to `store`.
-        explicit DeferredCommits(const Store& store) noexcept : store_(&store), outer_(deferred_) {
-            deferred_ = this;
-        }
+        explicit DeferredCommits(const Store& store) noexcept : store_(&store), outer_(deferred_) { deferred_ = this; }
         /// Stops deferring; the writes made meanwhile still wait for commit(lsn()).
         ~DeferredCommits() { deferred_ = outer_; }
         DeferredCommits(const DeferredCommits&) = delete;
@@ -1023,33 +1022,105 @@ private:
         status = map_.with_all_locked([&](auto& into) {
             into.clear();
             into.reserve(static_cast<std::size_t>(entries));
-            return detail::snapshot::read(fs_, path, their_lsn, entries, [&](const detail::snapshot::Entry& entry) {
-                (void)restore(into, entry.key, entry.value, entry.expiry, now);
-            });
+            RecoveryPipeline<std::remove_reference_t<decltype(into)>> changes(batch_applier(into));
+            Status read =
+                detail::snapshot::read(fs_, path, their_lsn, entries, [&](const detail::snapshot::Entry& entry) {
+                    (void)queue_entry(changes, entry.key, entry.value, entry.expiry, now);
+                });
+            if (read) changes.finish();
+            return read;
         });
-        restore_buffer_ = std::string();
         return status ? end_snapshot(replay_from) : status;
     }
 
     // ---- Recovery ----
 
-    // Applies one logged operation during recovery, through the map's
-    // unlocked loading access (nobody else sees it yet).
+    // One change read from the log or a snapshot, decoded, waiting in a
+    // RecoveryPipeline to be applied.
+    struct RecoveredChange {
+        enum class Kind { kNothing, kSet, kErase, kClear, kReserve };
+        Kind kind = Kind::kNothing;
+        K key{};
+        Stored stored{};
+        std::size_t reserve = 0;  // kReserve: the entries to make room for
+    };
+
+    // How many changes ahead of the one being applied a key's bucket is
+    // fetched: enough that it has arrived from memory by then (a miss costs a
+    // few hundred nanoseconds, an insert that hits the cache a few tens).
+    static constexpr std::ptrdiff_t kPrefetchDistance = 16;
+
+    // Applies a batch of recovered changes to `into`, the map's unlocked
+    // loading access (nobody else sees the map yet) or every shard locked.
     template <class Into>
-    Status apply(Into& into, const LogOperation& op, Lsn lsn) {
+    static auto batch_applier(Into& into) {
+        return [&into](RecoveredChange* first, RecoveredChange* last) {
+            for (RecoveredChange* change = first; change != last; ++change) {
+                if (last - change > kPrefetchDistance) prefetch(into, change[kPrefetchDistance]);
+                apply(into, *change);
+            }
+        };
+    }
+
+    template <class Into>
+    using RecoveryPipeline = detail::ApplyPipeline<RecoveredChange, decltype(batch_applier(std::declval<Into&>()))>;
+
+    template <class Into>
+    static void prefetch(Into& into, const RecoveredChange& change) {
+        if (change.kind == RecoveredChange::Kind::kSet || change.kind == RecoveredChange::Kind::kErase)
+            into.prefetch(change.key);
+    }
+
+    // Strings are passed as views so that the change's slot keeps its
+    // buffers for the next change queued in it.
+    template <class Into>
+    static void apply(Into& into, RecoveredChange& change) {
+        switch (change.kind) {
+        case RecoveredChange::Kind::kNothing:
+            break;
+        case RecoveredChange::Kind::kSet:
+            if constexpr (std::is_same_v<Stored, std::string>) {
+                into.insert_or_assign(key_argument(change), std::string_view(change.stored));
+            } else {
+                into.insert_or_assign(key_argument(change), std::move(change.stored));
+            }
+            break;
+        case RecoveredChange::Kind::kErase:
+            into.erase(change.key);
+            break;
+        case RecoveredChange::Kind::kClear:
+            into.clear();
+            break;
+        case RecoveredChange::Kind::kReserve:
+            into.reserve(change.reserve);
+            break;
+        }
+    }
+
+    static decltype(auto) key_argument(RecoveredChange& change) {
+        if constexpr (std::is_same_v<K, std::string>) {
+            return std::string_view(change.key);
+        } else {
+            return std::move(change.key);
+        }
+    }
+
+    // Queues one logged operation read during recovery.
+    template <class Pipeline>
+    Status queue(Pipeline& changes, const LogOperation& op, Lsn lsn) {
         bool decoded = true;
         switch (op.type) {
         case LogRecordType::kPut:
-            decoded = restore(into, op.key, op.value, kNoExpiry, opened_at_);
+            decoded = queue_entry(changes, op.key, op.value, kNoExpiry, opened_at_);
             break;
         case LogRecordType::kPutExpiring:
-            decoded = restore(into, op.key, op.value, op.expiry, opened_at_);
+            decoded = queue_entry(changes, op.key, op.value, op.expiry, opened_at_);
             break;
         case LogRecordType::kErase:
-            decoded = erase_decoded(into, op.key);
+            decoded = queue_erase(changes, op.key);
             break;
         case LogRecordType::kClear:
-            into.clear();
+            changes.next().kind = RecoveredChange::Kind::kClear;
             break;
         case LogRecordType::kBatch:
             return undecodable("operation", lsn);
@@ -1057,46 +1128,44 @@ private:
         return decoded ? Status::ok() : undecodable("entry", lsn);
     }
 
-    // Sets an entry read from a snapshot or the log, or removes the key if
-    // the entry expired before the store was opened; false if its bytes do
-    // not decode. String keys are looked up by their bytes, without building
-    // strings for them.
-    template <class Into>
-    bool restore(Into& into, std::string_view key_bytes, std::string_view value_bytes, Expiry expiry, Expiry now) {
+    // Queues the setting of an entry read from a snapshot or the log, or the
+    // removal of its key if it expired before `now`; false if its bytes do
+    // not decode, and then nothing is queued.
+    template <class Pipeline>
+    bool queue_entry(Pipeline& changes, std::string_view key_bytes, std::string_view value_bytes, Expiry expiry,
+                     Expiry now) {
         if (expiry != kNoExpiry) {
             note_expiring();
-            if (expiry <= now) return erase_decoded(into, key_bytes);
+            if (expiry <= now) return queue_erase(changes, key_bytes);
         }
+        RecoveredChange& change = changes.next();
+        change.kind = RecoveredChange::Kind::kNothing;
+        if (!decode_key(key_bytes, change.key)) return false;
         if constexpr (std::is_same_v<V, std::string>) {
-            return insert_decoded(into, key_bytes, Values::make_into(restore_buffer_, value_bytes, expiry));
+            Values::make_into(change.stored, value_bytes, expiry);
         } else {
-            Stored stored{};
-            return Values::decode(value_bytes, expiry, stored) && insert_decoded(into, key_bytes, std::move(stored));
+            if (!Values::decode(value_bytes, expiry, change.stored)) return false;
         }
-    }
-
-    template <class Into, class M>
-    static bool insert_decoded(Into& into, std::string_view key_bytes, M&& stored) {
-        if constexpr (std::is_same_v<K, std::string>) {
-            into.insert_or_assign(key_bytes, std::forward<M>(stored));
-        } else {
-            K key{};
-            if (!Codec<K>::decode(key_bytes, key)) return false;
-            into.insert_or_assign(std::move(key), std::forward<M>(stored));
-        }
+        change.kind = RecoveredChange::Kind::kSet;
         return true;
     }
 
-    template <class Into>
-    static bool erase_decoded(Into& into, std::string_view key_bytes) {
-        if constexpr (std::is_same_v<K, std::string>) {
-            into.erase(key_bytes);
-        } else {
-            K key{};
-            if (!Codec<K>::decode(key_bytes, key)) return false;
-            into.erase(key);
-        }
+    template <class Pipeline>
+    static bool queue_erase(Pipeline& changes, std::string_view key_bytes) {
+        RecoveredChange& change = changes.next();
+        change.kind = RecoveredChange::Kind::kNothing;
+        if (!decode_key(key_bytes, change.key)) return false;
+        change.kind = RecoveredChange::Kind::kErase;
         return true;
+    }
+
+    static bool decode_key(std::string_view bytes, K& key) {
+        if constexpr (std::is_same_v<K, std::string>) {
+            key.assign(bytes.data(), bytes.size());
+            return true;
+        } else {
+            return Codec<K>::decode(bytes, key);
+        }
     }
 
     template <class T>
@@ -1149,14 +1218,16 @@ private:
             if (Status status = detail::snapshot::read_entry_count(fs_, found.snapshot, entries); !status)
                 return status;
             into.reserve(static_cast<std::size_t>(entries));
+            RecoveryPipeline<Into> changes(batch_applier(into));
             Status decoded;
             Status status = detail::snapshot::read(
                 fs_, found.snapshot, replay_from, found.snapshot_entries, [&](const detail::snapshot::Entry& entry) {
-                    if (decoded && !restore(into, entry.key, entry.value, entry.expiry, opened_at_))
+                    if (decoded && !queue_entry(changes, entry.key, entry.value, entry.expiry, opened_at_))
                         decoded = Status::corruption(found.snapshot, 0, "an entry does not decode");
                 });
             if (!status) return status;
             if (!decoded) return decoded;
+            changes.finish();
         }
         next_snapshot_lsn_ = replay_from + 1;
         if constexpr (kLogs) {
@@ -1165,6 +1236,7 @@ private:
             // that keep growing takes about a third longer. Logs are kept
             // short by checkpoints, which bounds what an overestimate (a log
             // of many overwrites) costs in empty buckets.
+            const std::size_t loaded = map_.size();
             std::uint64_t log_bytes = 0;
             std::uint64_t sampled_bytes = 0;
             std::uint64_t sampled_records = 0;
@@ -1173,25 +1245,30 @@ private:
                 log_bytes = total;
                 if (options_.log.on_replay_progress) options_.log.on_replay_progress(done, total);
             };
+            RecoveryPipeline<Into> changes(batch_applier(into));
             auto replay = [&](const LogRecord& record) {
                 if (sampled_records < kReserveSample) {
                     sampled_bytes += detail::log::kRecordHeaderSize + record.payload.size();
-                    if (++sampled_records == kReserveSample)
-                        into.reserve(map_.size() +
-                                     static_cast<std::size_t>(log_bytes / (sampled_bytes / kReserveSample)));
+                    if (++sampled_records == kReserveSample) {
+                        RecoveredChange& reserve = changes.next();
+                        reserve.kind = RecoveredChange::Kind::kReserve;
+                        reserve.reserve =
+                            loaded + static_cast<std::size_t>(log_bytes / (sampled_bytes / kReserveSample));
+                    }
                 }
-                Status applied;
+                Status failed;
                 Status decoded = for_each_operation(record, [&](const LogOperation& op) {
-                    if (applied) applied = apply(into, op, record.lsn);
+                    if (!failed) return;
+                    if (Status status = queue(changes, op, record.lsn); !status) failed = std::move(status);
                 });
-                return decoded ? applied : decoded;
+                return decoded ? failed : decoded;
             };
             std::unique_ptr<Durability> log;
             if (Status status = Durability::open(dir_, log_options, replay_from, replay, found.log, log); !status)
                 return status;
+            changes.finish();
             log_ = std::move(log);
         }
-        restore_buffer_ = std::string();
         return Status::ok();
     }
 
@@ -1217,7 +1294,6 @@ private:
     std::unique_ptr<Durability> log_;  // unused under None
     StoreRecovery recovery_;
     Expiry opened_at_ = 0;
-    std::string restore_buffer_;  // recovery's stored forms of string values
     std::mutex checkpoint_mutex_;
     std::atomic<std::uint64_t> checkpoints_{0};
     mutable std::atomic<std::uint64_t> expired_{0};

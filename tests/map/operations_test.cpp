@@ -4,6 +4,7 @@
 
 #include "catch.hpp"
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -12,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -115,6 +117,34 @@ TEST_CASE("HeterogeneousLookupNeedsNoStdString", "[map]") {
     CHECK(map.update("view-key", [](std::string& v) { v += "!"; }));
     CHECK(map.visit(std::string_view("view-key"), [](std::string_view v) { CHECK(v == "v!"); }));
     CHECK(map.erase(c_string));
+    CHECK(map.empty());
+}
+
+TEST_CASE("PrefetchIsAHintThatChangesNothing", "[map]") {
+    StringMap map;
+    map.prefetch("absent from an empty map");
+    for (std::uint64_t i = 0; i < 1000; ++i) map.insert(key_of(i), "v");
+    const auto before = contents_of(map);
+    map.prefetch(key_of(7));
+    map.prefetch(std::string_view("absent"));
+    map.prefetch(std::string(""));
+    CHECK(contents_of(map) == before);
+    map.clear();
+    map.prefetch(key_of(7));
+    CHECK(map.empty());
+
+    // While another thread grows and clears the tables, the hint it reads
+    // may be stale: still no fault and no data race.
+    std::atomic<bool> done{false};
+    std::thread prefetcher([&] {
+        for (std::uint64_t i = 0; !done.load(); ++i) map.prefetch(key_of(i % 50'000));
+    });
+    for (int round = 0; round < 3; ++round) {
+        for (std::uint64_t i = 0; i < 50'000; ++i) map.insert(key_of(i), "v");
+        map.clear();
+    }
+    done = true;
+    prefetcher.join();
     CHECK(map.empty());
 }
 

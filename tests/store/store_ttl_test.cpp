@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -313,4 +315,111 @@ TEST_CASE("The background sweeper removes expired keys while others read and wri
     CHECK(store.stats().expired_keys == 500);
     CHECK(wrong == 0);
     for (int i = 0; i < 500; ++i) CHECK_FALSE(store.contains("expiring" + std::to_string(i)));
+}
+
+namespace {
+
+// What a store should hold: each key's value and its expiry in ms (0: none).
+using Model = std::map<std::string, std::pair<std::string, std::int64_t>>;
+
+std::map<std::string, std::string> live_at(const Model& model, std::int64_t now_ms) {
+    std::map<std::string, std::string> live;
+    for (const auto& [key, entry] : model)
+        if (entry.second == 0 || entry.second > now_ms) live.emplace(key, entry.first);
+    return live;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Logs and snapshots of many batches of changes recover to the model on two threads",
+                   "[store][ttl][model]", SyncWAL, None) {
+    // Recovery hands decoded changes to a second thread in batches of a few
+    // thousand; these runs cross many batches with every kind of change, and
+    // expiries that pass while the store is closed.
+    constexpr bool kLogs = !std::is_same_v<TestType, None>;
+    const unsigned seed = GENERATE(21u, 22u);
+    CAPTURE(seed);
+    std::mt19937 random(seed);
+    TtlFixture<TestType> fixture;
+    REQUIRE(fixture.open());
+    Model model;
+    Model checkpointed;
+    auto value_for = [&](std::size_t step) { return std::string(random() % 160, static_cast<char>('a' + step % 26)); };
+    constexpr int kSteps = 30'000;
+    constexpr int kClearsUntil = 5'000;
+    constexpr int kCheckpointAt = 20'000;
+    for (int step = 0; step < kSteps; ++step) {
+        const std::string key = "key-" + std::to_string(random() % 8000);
+        const unsigned action = random() % 1000;
+        const std::int64_t now = fixture.clock.now_ms;
+        if (action < 600) {
+            const std::string value = value_for(step);
+            REQUIRE(fixture.store->put(key, value));
+            model[key] = {value, 0};
+        } else if (action < 700) {
+            const std::string value = value_for(step);
+            const std::int64_t ttl = 1 + random() % 20'000;
+            REQUIRE(fixture.store->put(key, value, milliseconds(ttl)));
+            model[key] = {value, now + ttl};
+        } else if (action < 850) {
+            REQUIRE(fixture.store->erase(key));
+            model.erase(key);
+        } else if (action < 950) {
+            WriteBatch<std::string, std::string> batch;
+            for (unsigned i = random() % 8; i > 0; --i) {
+                const std::string batch_key = "key-" + std::to_string(random() % 8000);
+                if (random() % 4 == 0) {
+                    batch.erase(batch_key);
+                    model.erase(batch_key);
+                } else {
+                    const std::string value = value_for(step + i);
+                    batch.put(batch_key, value);
+                    model[batch_key] = {value, 0};
+                }
+            }
+            REQUIRE(fixture.store->write(batch));
+        } else if (action < 999) {
+            fixture.clock.advance(milliseconds(random() % 100));
+        } else if (step < kClearsUntil) {
+            REQUIRE(fixture.store->clear());
+            model.clear();
+        }
+        if (step == kCheckpointAt) {
+            REQUIRE(fixture.store->checkpoint());
+            checkpointed = model;
+        }
+    }
+    const Model& durable = kLogs ? model : checkpointed;
+    fixture.clock.advance(milliseconds(5'000));  // some expiries pass while the store is closed
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.recovery.snapshot_entries > 4096);
+    if (kLogs) CHECK(fixture.recovery.log.records > 4096);
+    CHECK(fixture.contents() == live_at(durable, fixture.clock.now_ms));
+
+    // From the snapshot alone, the same.
+    REQUIRE(fixture.store->checkpoint());
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.contents() == live_at(durable, fixture.clock.now_ms));
+}
+
+TEST_CASE("A log of many batches of changes to keys and values of other types recovers to the model",
+          "[store][model]") {
+    std::mt19937 random(31);
+    StoreFixture<SyncWAL, std::uint64_t, std::uint64_t> fixture;
+    REQUIRE(fixture.open());
+    std::map<std::uint64_t, std::uint64_t> model;
+    for (int step = 0; step < 20'000; ++step) {
+        const std::uint64_t key = random() % 3000;
+        if (random() % 4 == 0) {
+            REQUIRE(fixture.store->erase(key));
+            model.erase(key);
+        } else {
+            const std::uint64_t value = random();
+            REQUIRE(fixture.store->put(key, value));
+            model[key] = value;
+        }
+    }
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.recovery.log.records > 4096);
+    CHECK(fixture.contents() == model);
 }
