@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -24,13 +25,20 @@ enum class StatusCode {
 /// Returns a short name for `code` ("ok", "I/O error", ...).
 inline const char* to_string(StatusCode code) noexcept {
     switch (code) {
-        case StatusCode::kOk: return "ok";
-        case StatusCode::kIoError: return "I/O error";
-        case StatusCode::kCorruption: return "corruption";
-        case StatusCode::kInvalidArgument: return "invalid argument";
-        case StatusCode::kBusy: return "busy";
-        case StatusCode::kCompacted: return "compacted";
-        case StatusCode::kFailed: return "log failed";
+    case StatusCode::kOk:
+        return "ok";
+    case StatusCode::kIoError:
+        return "I/O error";
+    case StatusCode::kCorruption:
+        return "corruption";
+    case StatusCode::kInvalidArgument:
+        return "invalid argument";
+    case StatusCode::kBusy:
+        return "busy";
+    case StatusCode::kCompacted:
+        return "compacted";
+    case StatusCode::kFailed:
+        return "log failed";
     }
     return "unknown";
 }
@@ -44,10 +52,10 @@ public:
     static Status ok() noexcept { return Status(); }
     /// An error from system call `call` on `path`, with the errno it set.
     static Status io_error(const std::string& call, const std::string& path, int error_number) {
-        return Status(StatusCode::kIoError,
-                      call + " " + path + ": " + std::strerror(error_number) + " (errno " +
-                          std::to_string(error_number) + ")",
-                      error_number);
+        return Status(
+            StatusCode::kIoError,
+            call + " " + path + ": " + std::strerror(error_number) + " (errno " + std::to_string(error_number) + ")",
+            error_number);
     }
     /// Damage in `path` at byte `offset`.
     static Status corruption(const std::string& path, unsigned long long offset, const std::string& reason) {
@@ -68,27 +76,49 @@ public:
     }
 
     /// True for success (code() == StatusCode::kOk).
-    bool is_ok() const noexcept { return code_ == StatusCode::kOk; }
+    bool is_ok() const noexcept { return state_ == nullptr; }
     /// As is_ok(), so that `if (!status)` catches errors.
     explicit operator bool() const noexcept { return is_ok(); }
     /// kOk, or the kind of error.
-    StatusCode code() const noexcept { return code_; }
+    StatusCode code() const noexcept { return state_ ? state_->code : StatusCode::kOk; }
     /// The errno behind an I/O error, 0 otherwise.
-    int error_number() const noexcept { return error_number_; }
+    int error_number() const noexcept { return state_ ? state_->error_number : 0; }
     /// What failed and where, without the code's name; empty for success.
-    const std::string& message() const noexcept { return message_; }
+    const std::string& message() const noexcept {
+        static const std::string kNone;
+        return state_ ? state_->message : kNone;
+    }
     /// "corruption: wal-...log at offset 96: bad checksum", or "ok".
     std::string to_string() const {
-        return is_ok() ? std::string("ok") : std::string(kvstore::to_string(code_)) + ": " + message_;
+        return is_ok() ? std::string("ok") : std::string(kvstore::to_string(code())) + ": " + message();
     }
 
-private:
-    Status(StatusCode code, std::string message, int error_number)
-        : code_(code), error_number_(error_number), message_(std::move(message)) {}
+    /// A copy of `other`'s code, errno and message.
+    Status(const Status& other) : state_(other.state_ ? std::make_unique<State>(*other.state_) : nullptr) {}
+    /// Becomes a copy of `other`.
+    Status& operator=(const Status& other) {
+        if (this != &other) state_ = other.state_ ? std::make_unique<State>(*other.state_) : nullptr;
+        return *this;
+    }
+    /// Takes `other`'s outcome; `other` is left ok.
+    Status(Status&& other) noexcept = default;
+    /// Takes `other`'s outcome; `other` is left ok.
+    Status& operator=(Status&& other) noexcept = default;
+    ~Status() = default;
 
-    StatusCode code_ = StatusCode::kOk;
-    int error_number_ = 0;
-    std::string message_;
+private:
+    // Success is a null pointer, so that returning, moving and dropping the
+    // ok Status of every write costs no more than a pointer would.
+    struct State {
+        StatusCode code;
+        int error_number;
+        std::string message;
+    };
+
+    Status(StatusCode code, std::string message, int error_number)
+        : state_(std::make_unique<State>(State{code, error_number, std::move(message)})) {}
+
+    std::unique_ptr<State> state_;
 };
 
 }  // namespace kvstore

@@ -210,7 +210,7 @@ public:
         });
         if (removed && !live) expired_.fetch_add(1, std::memory_order_relaxed);
         if (erased != nullptr) *erased = live;
-        return commit_logged(logged, lsn);
+        return commit_logged(std::move(logged), lsn);
     }
 
     /// Sets `key` to `value` only if it is absent (or expired); `inserted`
@@ -355,7 +355,7 @@ public:
             if constexpr (kLogs) logged = log_->append({LogRecordType::kClear, {}, {}, 0}, lsn);
             return logged.is_ok();
         });
-        return commit_logged(logged, lsn);
+        return commit_logged(std::move(logged), lsn);
     }
 
     /// A copy of the key's value, or std::nullopt if it is absent or expired.
@@ -613,7 +613,11 @@ private:
     }
 
     static Status check_limit(const char* what, std::size_t size, std::size_t limit, const char* option) {
-        if (size <= limit) return Status::ok();
+        return size <= limit ? Status::ok() : over_limit(what, size, limit, option);
+    }
+
+    // Apart from check_limit, so that the check inlines into every write.
+    static Status over_limit(const char* what, std::size_t size, std::size_t limit, const char* option) {
         return Status::invalid_argument(std::string(what) + " of " + std::to_string(size) + " bytes exceeds " + option +
                                         " " + std::to_string(limit));
     }
@@ -728,7 +732,7 @@ private:
             };
             change(Values::value(stored), Values::expiry(stored), store_value);
         });
-        return commit_logged(logged, lsn);
+        return commit_logged(std::move(logged), lsn);
     }
 
     // The map's form of value + expiry; a std::string form is built in
@@ -778,7 +782,7 @@ private:
                 }
             }
         });
-        return commit_logged(logged, lsn);
+        return commit_logged(std::move(logged), lsn);
     }
 
     template <class Q, class M>
@@ -791,7 +795,7 @@ private:
             logged = log_put(key, value, expiry, lsn);
             return logged.is_ok();
         });
-        return commit_logged(logged, lsn);
+        return commit_logged(std::move(logged), lsn);
     }
 
     template <class Q, class M>
@@ -811,7 +815,7 @@ private:
             },
             lsn, logged);
         inserted = inserted || replaced_expired;
-        return commit_logged(logged, lsn);
+        return commit_logged(std::move(logged), lsn);
     }
 
     template <class Q, class M>
@@ -871,8 +875,8 @@ private:
 
     // Waits for what the policy promises about record `lsn`, unless the
     // append failed or nothing was logged (lsn 0).
-    Status commit_logged(const Status& logged, Lsn lsn) {
-        if (!logged || lsn == 0) return logged;
+    Status commit_logged(Status&& logged, Lsn lsn) {
+        if (!logged || lsn == 0) return std::move(logged);
         if (deferred_ != nullptr && deferred_->store_ == this) {
             deferred_->lsn_ = std::max(deferred_->lsn_, lsn);
             return Status::ok();

@@ -16,6 +16,7 @@
 #include <kvstore/detail/log_format.hpp>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -59,7 +60,7 @@ struct ExpiringValue<std::string> {
         out.resize(prefix + value.size());
         out[0] = static_cast<char>(expiry == kNoExpiry ? 0 : 1);
         if (expiry != kNoExpiry) log::put_u64(&out[1], expiry);
-        if (!value.empty()) out.replace(prefix, value.size(), value.data(), value.size());
+        if (!value.empty()) std::memcpy(&out[prefix], value.data(), value.size());
         return out;
     }
     /// The stored form in a buffer of the calling thread, valid until its
