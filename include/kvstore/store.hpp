@@ -1260,12 +1260,11 @@ private:
                             loaded + static_cast<std::size_t>(log_bytes / (sampled_bytes / kReserveSample));
                     }
                 }
-                Status failed;
+                Status queued;
                 Status decoded = for_each_operation(record, [&](const LogOperation& op) {
-                    if (!failed) return;
-                    if (Status status = queue(changes, op, record.lsn); !status) failed = std::move(status);
+                    if (queued) queued = queue(changes, op, record.lsn);
                 });
-                return decoded ? failed : decoded;
+                return decoded ? queued : decoded;
             };
             std::unique_ptr<Durability> log;
             if (Status status = Durability::open(dir_, log_options, replay_from, replay, found.log, log); !status)

@@ -45,7 +45,6 @@ public:
     ~ApplyPipeline() {
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            abandoned_ = true;
             full_.clear();
         }
         stop_thread();
@@ -62,9 +61,7 @@ public:
     /// Rethrows what the apply function threw, if it did.
     void finish() {
         if (!worker_.joinable()) {
-            apply_(filling_.data(), filling_.data() + filled_);
-            filled_ = 0;
-            rethrow();
+            apply_filling();
             return;
         }
         hand_over();
@@ -83,8 +80,7 @@ private:
     // applying thread on the first hand-over.
     void hand_over() {
         if (!worker_.joinable() && !start_thread()) {
-            apply_(filling_.data(), filling_.data() + filled_);
-            filled_ = 0;
+            apply_filling();
             return;
         }
         std::unique_lock<std::mutex> lock(mutex_);
@@ -92,6 +88,12 @@ private:
         work_ready_.notify_one();
         batch_freed_.wait(lock, [this] { return !free_.empty(); });
         take_free_batch();
+    }
+
+    // Without the applying thread: a log of one batch, or no thread to be had.
+    void apply_filling() {
+        apply_(filling_.data(), filling_.data() + filled_);
+        filled_ = 0;
     }
 
     bool start_thread() {
@@ -129,7 +131,7 @@ private:
                 }
             }
             lock.lock();
-            if (!abandoned_) free_.push_back(std::move(batch.changes));
+            free_.push_back(std::move(batch.changes));
             batch_freed_.notify_one();
         }
     }
@@ -152,7 +154,6 @@ private:
     std::deque<Full> full_;
     std::vector<std::vector<Change>> free_;
     bool done_ = false;
-    bool abandoned_ = false;
     std::exception_ptr failure_;  // written by the applying thread, read after joining it
     std::thread worker_;
 };
