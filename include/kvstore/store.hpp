@@ -63,9 +63,15 @@ struct StoreOptions {
     std::size_t max_key_size = std::size_t{64} << 10;
     std::size_t max_value_size = std::size_t{64} << 20;  ///< as max_key_size, for values
     /// A background thread checkpoints once the log has grown by this many
-    /// bytes since the last checkpoint (0: only on demand). It looks every
-    /// checkpoint_poll. Not used under None.
+    /// bytes since the last checkpoint (0: only on demand), and by
+    /// checkpoint_growth. It looks every checkpoint_poll. Not used under None.
     std::uint64_t checkpoint_bytes = std::uint64_t{64} << 20;
+    /// An automatic checkpoint also waits until the log has grown by this
+    /// percentage of the newest snapshot's size (0: checkpoint_bytes alone).
+    /// A store far larger than checkpoint_bytes then does not write its
+    /// whole state for every checkpoint_bytes logged: at 100, checkpoints
+    /// write at most about one byte of snapshot per byte of log.
+    unsigned checkpoint_growth = 100;
     std::chrono::milliseconds checkpoint_poll{100};  ///< how often the background thread checks checkpoint_bytes
     /// What "now" is for time-to-live; empty: std::chrono::system_clock.
     /// Expiry times are absolute wall-clock times (they survive restarts),
@@ -86,12 +92,13 @@ struct StoreRecovery {
 
 /// A store's figures.
 struct StoreStats {
-    std::size_t items = 0;          ///< entries in the map, expired ones not yet removed included
-    std::size_t shards = 0;         ///< the map's shard count
-    double load_factor = 0;         ///< entries per allocated slot, over all shards
-    std::size_t memory_bytes = 0;   ///< tables and records held by the map
-    LogStats log;                   ///< all zero under None
-    std::uint64_t checkpoints = 0;  ///< finished by this Store object
+    std::size_t items = 0;             ///< entries in the map, expired ones not yet removed included
+    std::size_t shards = 0;            ///< the map's shard count
+    double load_factor = 0;            ///< entries per allocated slot, over all shards
+    std::size_t memory_bytes = 0;      ///< tables and records held by the map
+    LogStats log;                      ///< all zero under None
+    std::uint64_t checkpoints = 0;     ///< finished by this Store object
+    std::uint64_t snapshot_bytes = 0;  ///< size of the newest snapshot (0: none)
     /// Expired keys removed by this Store object (by calls that found them
     /// and by the sweeper); counted in items until then.
     std::uint64_t expired_keys = 0;
@@ -577,6 +584,7 @@ public:
         stats.memory_bytes = map.memory_bytes;
         stats.log = log_stats();
         stats.checkpoints = checkpoints_.load(std::memory_order_relaxed);
+        stats.snapshot_bytes = snapshot_bytes_.load(std::memory_order_relaxed);
         stats.expired_keys = expired_.load(std::memory_order_relaxed);
         stats.recovery = recovery_;
         std::lock_guard<std::mutex> lock(background_mutex_);
@@ -897,19 +905,25 @@ private:
         return sweeps ? options_.sweep_interval : std::chrono::milliseconds::zero();
     }
 
-    // Checkpoints whenever the log has grown by checkpoint_bytes since the
-    // last one, and sweeps every sweep_interval once a key has had an expiry.
+    // The log growth since the last checkpoint that starts the next one.
+    std::uint64_t checkpoint_threshold() const noexcept {
+        const std::uint64_t growth = snapshot_bytes_.load(std::memory_order_relaxed) / 100 * options_.checkpoint_growth;
+        return std::max(options_.checkpoint_bytes, growth);
+    }
+
+    // Checkpoints whenever the log has grown enough since the last
+    // checkpoint, and sweeps every sweep_interval once a key has had an expiry.
     void run_background() {
         using Clock = std::chrono::steady_clock;
         std::unique_lock<std::mutex> lock(background_mutex_);
-        std::uint64_t logged_at_last = 0;
         Clock::time_point next_sweep = Clock::now() + options_.sweep_interval;
         while (!background_wakeup_.wait_for(lock, background_period(), [&] { return closing_; })) {
             lock.unlock();
             const std::uint64_t logged = log_stats().bytes;
             Status checkpointed;
             bool tried = false;
-            if (checkpoints_by_size() && logged - logged_at_last >= options_.checkpoint_bytes) {
+            if (checkpoints_by_size() &&
+                logged - logged_at_checkpoint_.load(std::memory_order_relaxed) >= checkpoint_threshold()) {
                 checkpointed = checkpoint();
                 tried = true;
             }
@@ -918,12 +932,7 @@ private:
                 next_sweep = Clock::now() + options_.sweep_interval;
             }
             lock.lock();
-            if (!tried) continue;
-            if (checkpointed) {
-                logged_at_last = logged;
-            } else if (checkpoint_error_.empty()) {
-                checkpoint_error_ = checkpointed.to_string();
-            }
+            if (tried && !checkpointed && checkpoint_error_.empty()) checkpoint_error_ = checkpointed.to_string();
         }
     }
 
@@ -936,6 +945,7 @@ private:
     // The first LSN a new snapshot does not cover: the log starts a new
     // segment there (under None, snapshots are only numbered).
     Status begin_snapshot(Lsn& replay_from) {
+        logged_at_begin_ = log_stats().bytes;
         replay_from = next_snapshot_lsn_;
         if constexpr (kLogs) return log_->rotate(replay_from);
         ++next_snapshot_lsn_;
@@ -948,8 +958,17 @@ private:
             if (Status removed = log_->remove_segments_before(replay_from); !removed) return removed;
         }
         if (Status status = remove_snapshots_before(replay_from); !status) return status;
+        note_snapshot_size(dir_ + "/" + detail::snapshot::file_name(replay_from));
+        logged_at_checkpoint_.store(logged_at_begin_, std::memory_order_relaxed);
         checkpoints_.fetch_add(1, std::memory_order_relaxed);
         return Status::ok();
+    }
+
+    // For checkpoint_threshold; a size that cannot be read counts as none.
+    void note_snapshot_size(const std::string& path) {
+        std::uint64_t size = 0;
+        if (!fs_.file_size(path, size)) size = 0;
+        snapshot_bytes_.store(size, std::memory_order_relaxed);
     }
 
     // REQUIRES: checkpoint_mutex_ held.
@@ -1216,6 +1235,7 @@ private:
         Lsn replay_from = 1;
         if (have_snapshot) {
             found.snapshot = dir_ + "/" + detail::snapshot::file_name(newest);
+            note_snapshot_size(found.snapshot);
             // Room for every entry first: loading into a table that keeps
             // growing takes several times as long.
             std::uint64_t entries = 0;
@@ -1299,6 +1319,9 @@ private:
     Expiry opened_at_ = 0;
     std::mutex checkpoint_mutex_;
     std::atomic<std::uint64_t> checkpoints_{0};
+    std::atomic<std::uint64_t> snapshot_bytes_{0};
+    std::uint64_t logged_at_begin_ = 0;  // the log's bytes when the running checkpoint began; checkpoint_mutex_
+    std::atomic<std::uint64_t> logged_at_checkpoint_{0};  // and when the last finished one began
     mutable std::atomic<std::uint64_t> expired_{0};
     std::atomic<bool> has_expiring_{false};
     std::thread background_;

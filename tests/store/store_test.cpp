@@ -308,6 +308,47 @@ TEST_CASE("A store checkpoints by itself once its log has grown enough", "[store
     CHECK(fixture.recovery.snapshot_entries > 0);
 }
 
+TEST_CASE("Automatic checkpoints wait until the log has outgrown the newest snapshot by checkpoint_growth", "[store]") {
+    StoreFixture<GroupCommitWAL> fixture;
+    fixture.options.checkpoint_bytes = 4096;
+    fixture.options.checkpoint_growth = 100;
+    fixture.options.checkpoint_poll = std::chrono::milliseconds(2);
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    const std::string value(1000, 'v');
+    int next_key = 0;
+    auto put_bytes = [&](std::size_t bytes) {
+        for (std::size_t written = 0; written < bytes; written += value.size())
+            REQUIRE(store.put("key-" + std::to_string(next_key++), value));
+    };
+    put_bytes(100'000);
+    REQUIRE(store.checkpoint());
+    // A checkpoint the background thread had already decided on may follow.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const StoreStats after_checkpoint = store.stats();
+    REQUIRE(after_checkpoint.snapshot_bytes > 100'000);
+    REQUIRE(fixture.files_named("snapshot-") == 1);
+    std::vector<std::string> names;
+    REQUIRE(fixture.fs.list_dir(kDir, names));
+    std::uint64_t on_disk = 0;
+    for (const std::string& name : names)
+        if (name.compare(0, 9, "snapshot-") == 0) REQUIRE(fixture.fs.file_size(kDir + "/" + name, on_disk));
+    CHECK(after_checkpoint.snapshot_bytes == on_disk);
+
+    // Many times checkpoint_bytes, but half the snapshot: no checkpoint.
+    put_bytes(after_checkpoint.snapshot_bytes / 2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    CHECK(store.stats().checkpoints == after_checkpoint.checkpoints);
+
+    // Past the snapshot's size: a checkpoint follows.
+    put_bytes(after_checkpoint.snapshot_bytes / 2 + 10'000);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (store.stats().checkpoints == after_checkpoint.checkpoints && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    CHECK(store.stats().checkpoints > after_checkpoint.checkpoints);
+    CHECK(store.stats().checkpoint_error.empty());
+}
+
 TEMPLATE_TEST_CASE("A batch applies all its writes as one, and clear is logged", "[store]", SyncWAL, GroupCommitWAL,
                    None) {
     StoreFixture<TestType> fixture;

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <set>
 #include <string>
 #include <thread>
@@ -68,6 +69,28 @@ TEMPLATE_TEST_CASE("A failed write or sync fails the writer, then every later wr
     // The refused record may be on disk (its write reached the file before
     // the sync failed) but is never half there: replay checked it whole.
     CHECK(replayed.size() <= 4);
+}
+
+TEST_CASE("A relaxed commit after the background write failed reports the failure", "[wal][failure]") {
+    FaultFileSystem fs;
+    std::vector<ReplayedOp> replayed;
+    std::unique_ptr<GroupCommitWAL> wal;
+    LogOptions options;
+    options.flush_interval = std::chrono::milliseconds(2);
+    REQUIRE(open_collecting(fs, replayed, wal, options));
+    Lsn lsn = 0;
+    REQUIRE(wal->append(put("appended", "value"), lsn));
+    fs.inject("write", EIO);
+    // The log thread meets the fault at its next flush; commit learns of it.
+    Status committed;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (committed && std::chrono::steady_clock::now() < deadline) {
+        committed = wal->commit(lsn);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    CHECK(committed.code() == StatusCode::kIoError);
+    CHECK(mentions(committed, "errno " + std::to_string(EIO)));
+    CHECK(wal->commit(lsn).code() == StatusCode::kIoError);
 }
 
 TEST_CASE("Every writer waiting on a failed sync gets the error, none an acknowledgement", "[wal][failure]") {

@@ -78,10 +78,11 @@ inline constexpr std::size_t kTypeAt = 12;
 inline constexpr std::size_t kLsnAt = 16;
 inline constexpr std::size_t kTimestampAt = 24;
 
-/// Writes a record header for `payload` (already at out + kRecordHeaderSize).
+/// Writes a record header for a payload of `payload_size` bytes whose
+/// checksum() is `payload_checksum`.
 inline void seal_record(char* out, RecordType type, std::uint64_t lsn, std::uint64_t timestamp,
-                        std::uint32_t payload_size) noexcept {
-    put_u32(out + kPayloadChecksumAt, checksum(out + kRecordHeaderSize, payload_size));
+                        std::uint32_t payload_size, std::uint32_t payload_checksum) noexcept {
+    put_u32(out + kPayloadChecksumAt, payload_checksum);
     put_u32(out + kLengthAt, payload_size);
     out[kTypeAt] = static_cast<char>(type);
     out[kTypeAt + 1] = out[kTypeAt + 2] = out[kTypeAt + 3] = 0;

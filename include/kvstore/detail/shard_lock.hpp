@@ -33,12 +33,13 @@ inline std::shared_lock<std::shared_mutex> lock_shared_spinning(std::shared_mute
     return std::shared_lock<std::shared_mutex>(mutex);
 }
 
-inline std::unique_lock<std::shared_mutex> lock_spinning(std::shared_mutex& mutex) {
+template <class Mutex>
+std::unique_lock<Mutex> lock_spinning(Mutex& mutex) {
     for (int spin = 0; spin < kLockSpins; ++spin) {
-        if (mutex.try_lock()) return std::unique_lock<std::shared_mutex>(mutex, std::adopt_lock);
+        if (mutex.try_lock()) return std::unique_lock<Mutex>(mutex, std::adopt_lock);
         spin_pause();
     }
-    return std::unique_lock<std::shared_mutex>(mutex);
+    return std::unique_lock<Mutex>(mutex);
 }
 
 }  // namespace kvstore::detail

@@ -32,6 +32,7 @@
 #include <kvstore/detail/gradual_remove.hpp>
 #include <kvstore/detail/log_record.hpp>
 #include <kvstore/detail/log_replay.hpp>
+#include <kvstore/detail/shard_lock.hpp>
 #include <kvstore/log_options.hpp>
 
 #include <algorithm>
@@ -79,6 +80,9 @@ public:
     /// (kEachWrite, kGroup), or at once (kInterval). Returns the log's
     /// error if it failed before they were.
     Status commit(Lsn lsn) {
+        // Relaxed writers only ask whether the log has failed; the log's
+        // mutex, which every append takes, is left to the appenders.
+        if (mode_ == CommitMode::kInterval && !failed_.load(std::memory_order_acquire)) return Status::ok();
         std::unique_lock<std::mutex> lock(mutex_);
         if (mode_ == CommitMode::kInterval) return failure_;
         return make_durable(lock, lsn);
@@ -200,6 +204,10 @@ private:
         std::condition_variable wakeup;
     };
 
+    // An appending thread keeps its record buffer for the next record up to
+    // this size; the buffer of a larger one is freed after it.
+    static constexpr std::size_t kKeptRecordBuffer = std::size_t{64} << 10;
+
     struct RecordEnd {
         Lsn lsn;
         std::size_t offset;  // in pending_, just past the record
@@ -217,7 +225,13 @@ private:
             return Status::invalid_argument("log record of " + std::to_string(payload) + " bytes exceeds the " +
                                             std::to_string(log::kMaxPayload) + "-byte limit");
         const std::size_t record_size = log::kRecordHeaderSize + payload;
-        std::unique_lock<std::mutex> lock(mutex_);
+        // The payload is encoded and checksummed before the mutex is taken:
+        // appenders on other threads then wait only for a copy.
+        thread_local std::string record;
+        record.resize(record_size);
+        encode(record.data() + log::kRecordHeaderSize);
+        const std::uint32_t payload_checksum = log::checksum(record.data() + log::kRecordHeaderSize, payload);
+        std::unique_lock<std::mutex> lock = lock_spinning(mutex_);
         // A full buffer holds appenders back until a group is written.
         while (failure_ && !pending_.empty() && pending_.size() + record_size > options_.buffer_bytes) {
             if (mode_ == CommitMode::kInterval) {
@@ -229,14 +243,13 @@ private:
             }
         }
         if (!failure_) return Status::failed(failure_);
-        const std::size_t at = pending_.size();
-        pending_.resize(at + record_size);
-        char* out = pending_.data() + at;
-        encode(out + log::kRecordHeaderSize);
         lsn = ++last_lsn_;
-        log::seal_record(out, type, lsn, now_micros(), static_cast<std::uint32_t>(payload));
+        log::seal_record(record.data(), type, lsn, now_micros(), static_cast<std::uint32_t>(payload), payload_checksum);
+        pending_.append(record.data(), record_size);
         record_ends_.push_back({lsn, pending_.size()});
         stats_.max_pending_bytes = std::max<std::uint64_t>(stats_.max_pending_bytes, pending_.size());
+        lock.unlock();
+        if (record.capacity() > kKeptRecordBuffer) std::string().swap(record);
         return Status::ok();
     }
 
@@ -381,6 +394,7 @@ private:
     // Puts the log in its failed state and wakes every waiter.
     void fail(const Status& status) {
         failure_ = status;
+        failed_.store(true, std::memory_order_release);
         pending_.clear();
         record_ends_.clear();
         for (Waiter* waiter : waiters_) waiter->done = true;
@@ -464,7 +478,8 @@ private:
     bool leading_ = false;
     std::deque<Waiter*> waiters_;
     std::condition_variable buffer_space_;
-    Status failure_;  // ok until a write or sync fails
+    Status failure_;                   // ok until a write or sync fails
+    std::atomic<bool> failed_{false};  // !failure_, for readers without the mutex
     bool closed_ = false;
     bool flush_requested_ = false;
     Lsn segment_first_lsn_ = 0;
