@@ -1161,25 +1161,33 @@ private:
             note_expiring();
             if (expiry <= now) return queue_erase(changes, key_bytes);
         }
-        RecoveredChange& change = changes.next();
-        change.kind = RecoveredChange::Kind::kNothing;
-        if (!decode_key(key_bytes, change.key)) return false;
+        RecoveredChange* change = claim(changes, key_bytes);
+        if (change == nullptr) return false;
         if constexpr (std::is_same_v<V, std::string>) {
-            Values::make_into(change.stored, value_bytes, expiry);
+            Values::make_into(change->stored, value_bytes, expiry);
         } else {
-            if (!Values::decode(value_bytes, expiry, change.stored)) return false;
+            if (!Values::decode(value_bytes, expiry, change->stored)) return false;
         }
-        change.kind = RecoveredChange::Kind::kSet;
+        change->kind = RecoveredChange::Kind::kSet;
         return true;
     }
 
     template <class Pipeline>
     static bool queue_erase(Pipeline& changes, std::string_view key_bytes) {
+        RecoveredChange* change = claim(changes, key_bytes);
+        if (change == nullptr) return false;
+        change->kind = RecoveredChange::Kind::kErase;
+        return true;
+    }
+
+    // The next slot, with `key_bytes` decoded into it and nothing to do until
+    // its kind is set; nullptr (the slot left doing nothing) if the key does
+    // not decode.
+    template <class Pipeline>
+    static RecoveredChange* claim(Pipeline& changes, std::string_view key_bytes) {
         RecoveredChange& change = changes.next();
         change.kind = RecoveredChange::Kind::kNothing;
-        if (!decode_key(key_bytes, change.key)) return false;
-        change.kind = RecoveredChange::Kind::kErase;
-        return true;
+        return decode_key(key_bytes, change.key) ? &change : nullptr;
     }
 
     static bool decode_key(std::string_view bytes, K& key) {

@@ -80,11 +80,14 @@ public:
     /// (kEachWrite, kGroup), or at once (kInterval). Returns the log's
     /// error if it failed before they were.
     Status commit(Lsn lsn) {
-        // Relaxed writers only ask whether the log has failed; the log's
-        // mutex, which every append takes, is left to the appenders.
-        if (mode_ == CommitMode::kInterval && !failed_.load(std::memory_order_acquire)) return Status::ok();
+        if (mode_ == CommitMode::kInterval) {
+            // Relaxed writers only ask whether the log has failed; the log's
+            // mutex, which every append takes, is left to the appenders.
+            if (!failed_.load(std::memory_order_acquire)) return Status::ok();
+            std::lock_guard<std::mutex> lock(mutex_);
+            return failure_;
+        }
         std::unique_lock<std::mutex> lock(mutex_);
-        if (mode_ == CommitMode::kInterval) return failure_;
         return make_durable(lock, lsn);
     }
 
