@@ -170,12 +170,11 @@ public:
     /// Returns true iff inserted.
     template <class Q, class M>
     bool insert_or_assign(Q&& key, M&& value) {
-        return insert_or_else(
-            key,
-            [&](Shard& shard, void* where) {
-                Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<M>(value));
-            },
-            [&](Shard& shard, Slot& slot) { Layout::assign(shard.table.memory(), slot, std::forward<M>(value)); });
+        const auto& lookup = lookup_key(key);
+        const std::uint64_t hash = hash_of(lookup);
+        Shard& shard = shard_for(hash);
+        std::unique_lock lock = write_lock(shard, hash);
+        return insert_or_assign_locked(shard, hash, lookup, std::forward<Q>(key), std::forward<M>(value));
     }
 
     /// As insert_or_assign, but first calls admit() -> bool under the
@@ -193,12 +192,7 @@ public:
             detail::CallbackScope scope(&shard);
             if (!std::forward<Admit>(admit)()) return false;
         }
-        return insert_or_else_locked(
-            shard, hash, lookup,
-            [&](Shard& owner, void* where) {
-                Layout::construct(owner.table.memory(), where, std::forward<Q>(key), std::forward<M>(value));
-            },
-            [&](Shard& owner, Slot& slot) { Layout::assign(owner.table.memory(), slot, std::forward<M>(value)); });
+        return insert_or_assign_locked(shard, hash, lookup, std::forward<Q>(key), std::forward<M>(value));
     }
 
     /// Removes the key. Returns true iff it was present.
@@ -489,12 +483,8 @@ public:
         bool insert_or_assign(Q&& key, M&& value) {
             const auto& lookup = map_.lookup_key(key);
             const std::uint64_t hash = map_.hash_of(lookup);
-            return map_.insert_or_else_locked(
-                locked_shard(hash), hash, lookup,
-                [&](Shard& shard, void* where) {
-                    Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<M>(value));
-                },
-                [&](Shard& shard, Slot& slot) { Layout::assign(shard.table.memory(), slot, std::forward<M>(value)); });
+            return map_.insert_or_assign_locked(locked_shard(hash), hash, lookup, std::forward<Q>(key),
+                                                std::forward<M>(value));
         }
 
         /// As ConcurrentMap::prefetch.
@@ -544,6 +534,50 @@ public:
 
         ConcurrentMap& map_;
         const std::vector<std::size_t>& shards_;
+    };
+
+    /// Inserts or assigns entries from one thread, keeping the exclusive
+    /// lock of the last key's shard until a key of another shard comes or
+    /// the inserter is destroyed. Keys that come grouped by shard (a store's
+    /// snapshot is written shard by shard) then take each lock once rather
+    /// than once per key, and inserters on several threads fill one map
+    /// together. It holds one lock at most, and releases it before taking
+    /// another, so inserters cannot deadlock one another; but the thread
+    /// that owns one must not call the map on the held shard meanwhile.
+    class BulkInserter {
+    public:
+        /// An inserter into `map`, holding no lock yet.
+        explicit BulkInserter(ConcurrentMap& map) : map_(map) {}
+        BulkInserter(const BulkInserter&) = delete;
+        BulkInserter& operator=(const BulkInserter&) = delete;
+
+        /// As ConcurrentMap::insert_or_assign.
+        template <class Q, class M>
+        bool insert_or_assign(Q&& key, M&& value) {
+            const auto& lookup = map_.lookup_key(key);
+            const std::uint64_t hash = map_.hash_of(lookup);
+            Shard& shard = map_.shard_for(hash);
+            if (!lock_.owns_lock() || lock_.mutex() != &shard.mutex) {
+                release();
+                lock_ = map_.write_lock(shard);
+            }
+            return map_.insert_or_assign_locked(shard, hash, lookup, std::forward<Q>(key), std::forward<M>(value));
+        }
+
+        /// As ConcurrentMap::prefetch.
+        template <class Q>
+        void prefetch(const Q& key) const {
+            map_.prefetch(key);
+        }
+
+        /// Unlocks the shard held, if any.
+        void release() {
+            if (lock_.owns_lock()) lock_.unlock();
+        }
+
+    private:
+        ConcurrentMap& map_;
+        std::unique_lock<std::shared_mutex> lock_;
     };
 
 private:
@@ -645,6 +679,17 @@ private:
         Shard& shard = shard_for(hash);
         std::unique_lock lock = write_lock(shard, hash);
         return insert_or_else_locked(shard, hash, lookup, construct, on_present);
+    }
+
+    /// insert_or_assign, with the shard already locked exclusively.
+    template <class Lookup, class Q, class M>
+    bool insert_or_assign_locked(Shard& shard, std::uint64_t hash, const Lookup& lookup, Q&& key, M&& value) {
+        return insert_or_else_locked(
+            shard, hash, lookup,
+            [&](Shard& owner, void* where) {
+                Layout::construct(owner.table.memory(), where, std::forward<Q>(key), std::forward<M>(value));
+            },
+            [&](Shard& owner, Slot& slot) { Layout::assign(owner.table.memory(), slot, std::forward<M>(value)); });
     }
 
     /// insert_or_else, with the shard already locked exclusively.

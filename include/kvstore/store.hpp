@@ -1231,36 +1231,81 @@ private:
                 if (Status status = fs_.remove(dir_ + "/" + name); !status) return status;
             }
         }
-        // Nobody else sees the map until open returns: loading it without
-        // locks spares a lock and an unlock per entry.
-        return map_.without_locks([&](auto& into) { return load(found, have_snapshot, newest, into); });
-    }
-
-    // Loads the snapshot named by `newest` (if there is one) and replays the
-    // log after it into `into`.
-    template <class Into>
-    Status load(StoreRecovery& found, bool have_snapshot, Lsn newest, Into& into) {
         Lsn replay_from = 1;
         if (have_snapshot) {
             found.snapshot = dir_ + "/" + detail::snapshot::file_name(newest);
             note_snapshot_size(found.snapshot);
-            // Room for every entry first: loading into a table that keeps
-            // growing takes several times as long.
-            std::uint64_t entries = 0;
-            if (Status status = detail::snapshot::read_entry_count(fs_, found.snapshot, entries); !status)
+            if (Status status = load_snapshot(found.snapshot, replay_from, found.snapshot_entries); !status)
                 return status;
-            into.reserve(static_cast<std::size_t>(entries));
-            RecoveryPipeline<Into> changes(batch_applier(into));
-            Status decoded;
-            Status status = detail::snapshot::read(
-                fs_, found.snapshot, replay_from, found.snapshot_entries, [&](const detail::snapshot::Entry& entry) {
-                    if (decoded && !queue_entry(changes, entry.key, entry.value, entry.expiry, opened_at_))
-                        decoded = Status::corruption(found.snapshot, 0, "an entry does not decode");
-                });
-            if (!status) return status;
-            if (!decoded) return decoded;
-            changes.finish();
         }
+        // Nobody else sees the map until open returns: replaying the log
+        // without locks spares a lock and an unlock per record.
+        return map_.without_locks([&](auto& into) { return replay(found, replay_from, into); });
+    }
+
+    // Loads snapshot `path` into the empty map on two threads, each taking
+    // the blocks of one half of the file. A checkpoint writes the shards in
+    // order, so the halves fill different shards and each thread takes a
+    // shard's lock once, except where they meet.
+    Status load_snapshot(const std::string& path, Lsn& replay_from, std::uint64_t& loaded) {
+        // Room for every entry first: loading into a table that keeps
+        // growing takes several times as long.
+        std::uint64_t entries = 0;
+        if (Status status = detail::snapshot::read_entry_count(fs_, path, entries); !status) return status;
+        map_.reserve(static_cast<std::size_t>(entries));
+        return detail::snapshot::read_in_parallel(
+            fs_, path, replay_from, loaded,
+            [&](const detail::snapshot::Entry* first, const detail::snapshot::Entry* last) {
+                typename Map::BulkInserter inserter(map_);
+                for (const detail::snapshot::Entry* entry = first; entry != last; ++entry) {
+                    if (last - entry > kPrefetchDistance) prefetch_key(inserter, entry[kPrefetchDistance].key);
+                    if (entry->expiry != kNoExpiry) {
+                        note_expiring();
+                        if (entry->expiry <= opened_at_) continue;
+                    }
+                    if (!insert_entry(inserter, *entry)) return Status::corruption(path, 0, "an entry does not decode");
+                }
+                return Status::ok();
+            });
+    }
+
+    template <class Inserter>
+    static void prefetch_key(const Inserter& inserter, std::string_view key_bytes) {
+        if constexpr (std::is_same_v<K, std::string>) {
+            inserter.prefetch(key_bytes);
+        } else {
+            K key{};
+            if (decode_key(key_bytes, key)) inserter.prefetch(key);
+        }
+    }
+
+    // Sets a snapshot's entry through `inserter`; false if its bytes do not
+    // decode, and then nothing is set.
+    template <class Inserter>
+    static bool insert_entry(Inserter& inserter, const detail::snapshot::Entry& entry) {
+        if constexpr (std::is_same_v<K, std::string>) {
+            return insert_value(inserter, entry.key, entry);
+        } else {
+            K key{};
+            return decode_key(entry.key, key) && insert_value(inserter, std::move(key), entry);
+        }
+    }
+
+    template <class Inserter, class Key>
+    static bool insert_value(Inserter& inserter, Key&& key, const detail::snapshot::Entry& entry) {
+        if constexpr (std::is_same_v<V, std::string>) {
+            inserter.insert_or_assign(std::forward<Key>(key), Values::make(entry.value, entry.expiry));
+        } else {
+            Stored stored{};
+            if (!Values::decode(entry.value, entry.expiry, stored)) return false;
+            inserter.insert_or_assign(std::forward<Key>(key), std::move(stored));
+        }
+        return true;
+    }
+
+    // Replays the log from `replay_from` on into `into`.
+    template <class Into>
+    Status replay(StoreRecovery& found, Lsn replay_from, Into& into) {
         next_snapshot_lsn_ = replay_from + 1;
         if constexpr (kLogs) {
             // The log holds no entry count, so room is made from its size

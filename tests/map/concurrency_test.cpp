@@ -4,11 +4,14 @@
 
 #include "catch.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -301,4 +304,71 @@ TEST_CASE("ConcurrentEraseIfAndClearKeepCountsConsistent", "[map][concurrency]")
     });
     CHECK(counted == map.size());
     checks.require_none();
+}
+
+TEST_CASE("BulkInsertersOnSeveralThreadsFillOneMapExactly", "[map][concurrency]") {
+    ThreadChecks checks;
+    kvstore::ConcurrentMap<std::string, std::string> map({8, 0});
+    // Keys [0, kPrivate * kThreads) belong to one thread each; every thread
+    // writes all of [kShared, kShared + kSharedKeys), its own version.
+    constexpr std::uint64_t kPrivate = 6000;
+    constexpr std::uint64_t kShared = kPrivate * kThreads;
+    constexpr std::uint64_t kSharedKeys = 2000;
+    std::atomic<bool> done{false};
+    std::thread reader([&] {
+        std::mt19937_64 random(99);
+        std::string value;
+        while (!done.load()) {
+            const std::uint64_t id = random() % (kShared + kSharedKeys);
+            if (map.find(key_of(id), value)) EXPECT_IN_THREAD(is_whole_value(key_of(id), value));
+        }
+    });
+    run_threads(kThreads, [&](int t) {
+        std::vector<std::uint64_t> ids;
+        for (std::uint64_t id = 0; id < kPrivate; ++id) ids.push_back(static_cast<std::uint64_t>(t) * kPrivate + id);
+        for (std::uint64_t id = kShared; id < kShared + kSharedKeys; ++id) ids.push_back(id);
+        // Half the threads change shards at almost every key.
+        if (t % 2 == 0) std::shuffle(ids.begin(), ids.end(), std::mt19937_64(static_cast<std::uint64_t>(t)));
+        kvstore::ConcurrentMap<std::string, std::string>::BulkInserter inserter(map);
+        const auto version = static_cast<std::uint64_t>(t) + 1;
+        for (const std::uint64_t id : ids) {
+            inserter.prefetch(key_of(id));
+            inserter.insert_or_assign(key_of(id), value_for(id, id < kShared ? 0 : version));
+        }
+    });
+    done = true;
+    reader.join();
+    REQUIRE(map.size() == kShared + kSharedKeys);
+    for (std::uint64_t id = 0; id < kShared; ++id) REQUIRE(map.get(key_of(id)) == value_for(id, 0));
+    for (std::uint64_t id = kShared; id < kShared + kSharedKeys; ++id) {
+        const std::optional<std::string> value = map.get(key_of(id));
+        REQUIRE(value.has_value());
+        const std::string_view stamp(*value);
+        const std::uint64_t version = std::stoull(std::string(stamp.substr(stamp.find(':') + 1)));
+        CHECK(version >= 1);
+        CHECK(version <= kThreads);
+        CHECK(*value == value_for(id, version));
+    }
+    checks.require_none();
+}
+
+TEST_CASE("ABulkInserterHoldsItsShardUntilItReleasesIt", "[map][concurrency]") {
+    kvstore::ConcurrentMap<std::string, std::string> map({1, 0});  // every key in one shard
+    std::optional<kvstore::ConcurrentMap<std::string, std::string>::BulkInserter> inserter(std::in_place, map);
+    inserter->insert_or_assign("a", "1");
+    inserter->release();
+    CHECK(map.insert("b", "2"));           // released: no wait
+    inserter->insert_or_assign("c", "3");  // locks the shard again
+    std::atomic<bool> written{false};
+    std::thread writer([&] {
+        map.insert_or_assign("d", "4");
+        written = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK_FALSE(written.load());
+    inserter.reset();  // destroying it releases the shard
+    writer.join();
+    CHECK(written.load());
+    CHECK(map.size() == 4);
+    CHECK(map.get("c") == "3");
 }

@@ -3,9 +3,15 @@
 
 #include <kvstore/detail/snapshot_file.hpp>
 
+#include <algorithm>
 #include <cerrno>
+#include <mutex>
 #include <random>
+#include <set>
+#include <stdexcept>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 using namespace kvstore;
@@ -22,6 +28,9 @@ struct OwnedEntry {
     std::uint64_t expiry;
     bool operator==(const OwnedEntry& other) const {
         return key == other.key && value == other.value && expiry == other.expiry;
+    }
+    bool operator<(const OwnedEntry& other) const {
+        return std::tie(key, value, expiry) < std::tie(other.key, other.value, other.expiry);
     }
 };
 
@@ -55,6 +64,31 @@ Status read_snapshot(FaultFileSystem& fs, const std::string& path, Lsn& replay_f
     });
 }
 
+// Reads `path` as a store does when it opens, splitting even a small file
+// between two threads; `out` is sorted, as the threads' order is not fixed.
+// `threads` is set to the number of threads that visited blocks.
+Status read_snapshot_in_parallel(FaultFileSystem& fs, const std::string& path, Lsn& replay_from,
+                                 std::vector<OwnedEntry>& out, std::size_t& threads) {
+    out.clear();
+    std::mutex mutex;
+    std::set<std::thread::id> visitors;
+    std::uint64_t count = 0;
+    const Status status = snapshot::read_in_parallel(
+        fs, path, replay_from, count,
+        [&](const snapshot::Entry* first, const snapshot::Entry* last) {
+            std::lock_guard<std::mutex> lock(mutex);
+            visitors.insert(std::this_thread::get_id());
+            for (const snapshot::Entry* entry = first; entry != last; ++entry)
+                out.push_back({std::string(entry->key), std::string(entry->value), entry->expiry});
+            return Status::ok();
+        },
+        0);
+    std::sort(out.begin(), out.end());
+    threads = visitors.size();
+    if (status && count != out.size()) return Status::corruption(path, 0, "count differs from the entries visited");
+    return status;
+}
+
 }  // namespace
 
 TEST_CASE("A snapshot round-trips every entry, expiry included, across blocks", "[snapshot]") {
@@ -69,6 +103,15 @@ TEST_CASE("A snapshot round-trips every entry, expiry included, across blocks", 
     REQUIRE(read_snapshot(fs, path, replay_from, read_back));
     CHECK(replay_from == 42);
     CHECK(read_back == entries);
+
+    Lsn parallel_from = 0;
+    std::size_t threads = 0;
+    REQUIRE(read_snapshot_in_parallel(fs, path, parallel_from, read_back, threads));
+    CHECK(parallel_from == 42);
+    CHECK(threads == 2);
+    std::vector<OwnedEntry> sorted = entries;
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(read_back == sorted);
 
     FaultFileSystem empty;
     REQUIRE(write_snapshot(empty, 1, {}));
@@ -108,7 +151,52 @@ TEST_CASE("A cut or a flipped bit anywhere in a snapshot is refused with file, o
         fs.set_contents(path, flipped);
         const Status damaged = read_snapshot(fs, path, replay_from, read_back);
         CHECK(damaged.code() == StatusCode::kCorruption);
+
+        // Read on two threads, the error is the one a serial read meets first.
+        std::size_t threads = 0;
+        fs.set_contents(path, full.substr(0, at));
+        CHECK(read_snapshot_in_parallel(fs, path, replay_from, read_back, threads).message() == cut.message());
+        fs.set_contents(path, flipped);
+        CHECK(read_snapshot_in_parallel(fs, path, replay_from, read_back, threads).message() == damaged.message());
     }
+}
+
+TEST_CASE("A snapshot read on two threads rethrows what a visit throws on either", "[snapshot]") {
+    FaultFileSystem fs;
+    const std::vector<OwnedEntry> entries = sample_entries();
+    REQUIRE(write_snapshot(fs, 5, entries));
+    const std::string path = kDir + "/" + snapshot::file_name(5);
+    const std::thread::id caller = std::this_thread::get_id();
+    for (const bool throw_on_caller : {true, false}) {
+        CAPTURE(throw_on_caller);
+        Lsn replay_from = 0;
+        std::uint64_t count = 0;
+        CHECK_THROWS_WITH(snapshot::read_in_parallel(
+                              fs, path, replay_from, count,
+                              [&](const snapshot::Entry*, const snapshot::Entry*) {
+                                  if ((std::this_thread::get_id() == caller) == throw_on_caller)
+                                      throw std::runtime_error("visit failed");
+                                  return Status::ok();
+                              },
+                              0),
+                          "visit failed");
+    }
+}
+
+TEST_CASE("A snapshot whose second opening fails is read on the calling thread alone", "[snapshot]") {
+    FaultFileSystem fs;
+    const std::vector<OwnedEntry> entries = sample_entries();
+    REQUIRE(write_snapshot(fs, 3, entries));
+    const std::string path = kDir + "/" + snapshot::file_name(3);
+    fs.inject("open-read", EMFILE, 1);
+    Lsn replay_from = 0;
+    std::size_t threads = 0;
+    std::vector<OwnedEntry> read_back;
+    REQUIRE(read_snapshot_in_parallel(fs, path, replay_from, read_back, threads));
+    CHECK(threads == 1);
+    std::vector<OwnedEntry> sorted = entries;
+    std::sort(sorted.begin(), sorted.end());
+    CHECK(read_back == sorted);
 }
 
 TEST_CASE("An unfinished snapshot leaves only a temporary file", "[snapshot]") {

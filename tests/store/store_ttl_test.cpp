@@ -402,6 +402,43 @@ TEMPLATE_TEST_CASE("Logs and snapshots of many batches of changes recover to the
     CHECK(fixture.contents() == live_at(durable, fixture.clock.now_ms));
 }
 
+TEST_CASE("A snapshot large enough to be loaded on two threads reopens to the model", "[store][ttl][model]") {
+    std::mt19937 random(41);
+    TtlFixture<None> fixture;
+    REQUIRE(fixture.open());
+    Model model;
+    for (int i = 0; i < 40'000; ++i) {
+        const std::string key = "key-" + std::to_string(random());
+        const std::string value(60 + random() % 120, static_cast<char>('a' + i % 26));
+        const std::int64_t ttl = i % 3 == 0 ? 1 + random() % 20'000 : 0;
+        REQUIRE((ttl == 0 ? fixture.store->put(key, value) : fixture.store->put(key, value, milliseconds(ttl))));
+        model[key] = {value, ttl == 0 ? 0 : fixture.clock.now_ms + ttl};
+    }
+    REQUIRE(fixture.store->checkpoint());
+    fixture.clock.advance(milliseconds(10'000));  // about half the expiries pass while the store is closed
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.fs.size_of(fixture.recovery.snapshot) >= detail::snapshot::kSplitFrom);
+    CHECK(fixture.recovery.snapshot_entries == model.size());
+    CHECK(fixture.contents() == live_at(model, fixture.clock.now_ms));
+}
+
+TEST_CASE("A snapshot of keys and values of other types, loaded on two threads, reopens to the model", "[store]") {
+    std::mt19937_64 random(43);
+    StoreFixture<None, std::uint64_t, std::uint64_t> fixture;
+    REQUIRE(fixture.open());
+    std::map<std::uint64_t, std::uint64_t> model;
+    for (int i = 0; i < 250'000; ++i) {
+        const std::uint64_t key = random();
+        const std::uint64_t value = random();
+        REQUIRE(fixture.store->put(key, value));
+        model[key] = value;
+    }
+    REQUIRE(fixture.store->checkpoint());
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.fs.size_of(fixture.recovery.snapshot) >= detail::snapshot::kSplitFrom);
+    CHECK(fixture.contents() == model);
+}
+
 TEST_CASE("A log of many batches of changes to keys and values of other types recovers to the model",
           "[store][model]") {
     std::mt19937 random(31);

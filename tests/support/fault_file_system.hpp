@@ -9,8 +9,8 @@
 #include <kvstore/file_system.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,7 +26,7 @@ namespace kvstore::test {
 class FaultFileSystem final : public FileSystem {
 public:
     /// The `skip`+1-th call named `call` ("write", "fdatasync", "rename",
-    /// "fsync-dir", "open", "ftruncate") fails with `error`; the calls before
+    /// "fsync-dir", "open" (for writing), "open-read", "ftruncate") fails with `error`; the calls before
     /// and after it succeed. A failing write first appends half its bytes.
     void inject(std::string call, int error, int skip = 0) {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -116,7 +116,6 @@ public:
         return largest_read_;
     }
 
-
     Status create_dir(const std::string& path, unsigned) override {
         std::lock_guard<std::mutex> lock(mutex_);
         if (Status status = take_fault("mkdir", path); !status) return status;
@@ -136,6 +135,7 @@ public:
 
     Status open_readable(const std::string& path, std::unique_ptr<ReadableFile>& file) override {
         std::lock_guard<std::mutex> lock(mutex_);
+        if (Status status = take_fault("open-read", path); !status) return status;
         const auto it = files_.find(path);
         if (it == files_.end()) return Status::io_error("open", path, ENOENT);
         file = std::make_unique<Readable>(*this, it->second);

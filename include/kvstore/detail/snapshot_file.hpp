@@ -27,11 +27,15 @@
 #include <kvstore/log_options.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 namespace kvstore::detail::snapshot {
@@ -207,6 +211,172 @@ inline Status read_entry_count(FileSystem& fs, const std::string& path, std::uin
     return Status::ok();
 }
 
+/// Reads a snapshot's blocks one after another from a block's offset,
+/// checking each block's header, its length against the format's limit and
+/// the bytes left in the file (before allocating), its payload checksum, and
+/// that its entries fill it exactly. Errors name the file, the offset of the
+/// damaged part and the reason.
+class BlockReader {
+public:
+    BlockReader(ReadableFile& file, const std::string& path, std::uint64_t size, std::uint64_t offset)
+        : file_(file), path_(path), size_(size), offset_(offset) {}
+
+    /// Where the next block starts, or the trailer once at_trailer().
+    std::uint64_t offset() const noexcept { return offset_; }
+    /// True iff the bytes left are exactly a trailer's.
+    bool at_trailer() const noexcept { return size_ - offset_ == kTrailerSize; }
+    /// The blocks and entries read so far (skipped blocks not counted).
+    std::uint64_t blocks() const noexcept { return blocks_; }
+    std::uint64_t entries() const noexcept { return entries_; }
+
+    /// Reads the next block into `entries`, whose views stay valid until
+    /// the next call.
+    Status read_block(std::vector<Entry>& entries) {
+        const std::uint64_t block_at = offset_;
+        BlockHeader header;
+        if (Status status = read_header(header); !status) return status;
+        if (Status status = read_exactly(offset_ + kBlockHeaderSize, header.length, "block"); !status) return status;
+        if (log::checksum(buffer_.data(), header.length) != header.payload_checksum)
+            return Status::corruption(path_, block_at, "bad block checksum");
+        if (Status status = parse(block_at, header.count, entries); !status) return status;
+        ++blocks_;
+        entries_ += header.count;
+        return step_over(header);
+    }
+
+    /// Steps over the next block, checking its header only.
+    Status skip_block() {
+        BlockHeader header;
+        if (Status status = read_header(header); !status) return status;
+        if (header.length > size_ - offset_ - kBlockHeaderSize)
+            return Status::corruption(path_, offset_ + kBlockHeaderSize, "block cut short");
+        return step_over(header);
+    }
+
+    /// Reads and checks the trailer, which must hold `entries` and `blocks`.
+    Status read_trailer(std::uint64_t entries, std::uint64_t blocks) {
+        if (Status status = read_exactly(offset_, kTrailerSize, "trailer"); !status) return status;
+        if (!is_trailer(buffer_.data()))
+            return Status::corruption(path_, offset_, "bad trailer (the snapshot was not finished)");
+        if (log::get_u64(buffer_.data() + 8) != entries || log::get_u64(buffer_.data() + 16) != blocks)
+            return Status::corruption(path_, offset_, "trailer counts disagree with the blocks");
+        return Status::ok();
+    }
+
+private:
+    struct BlockHeader {
+        std::uint32_t payload_checksum = 0;
+        std::uint32_t length = 0;
+        std::uint32_t count = 0;
+    };
+
+    // Reads exactly `bytes` at `at` into buffer_.
+    Status read_exactly(std::uint64_t at, std::uint64_t bytes, const char* what) {
+        if (bytes > size_ - at) return Status::corruption(path_, at, std::string(what) + " cut short");
+        buffer_.resize(static_cast<std::size_t>(bytes));
+        std::size_t got = 0;
+        if (Status status = file_.read(at, buffer_.size(), buffer_.data(), got); !status) return status;
+        if (got != bytes) return Status::corruption(path_, at, std::string(what) + " cut short");
+        return Status::ok();
+    }
+
+    Status read_header(BlockHeader& header) {
+        if (Status status = read_exactly(offset_, kBlockHeaderSize, "block header"); !status) return status;
+        const char* bytes = buffer_.data();
+        if (log::get_u32(bytes + 12) != log::checksum(bytes, 12))
+            return Status::corruption(path_, offset_, "bad block header checksum");
+        header.payload_checksum = log::get_u32(bytes);
+        header.length = log::get_u32(bytes + 4);
+        header.count = log::get_u32(bytes + 8);
+        if (header.length > kMaxBlock)
+            return Status::corruption(path_, offset_, "block length beyond the format's limit");
+        return Status::ok();
+    }
+
+    Status step_over(const BlockHeader& header) {
+        offset_ += kBlockHeaderSize + header.length;
+        if (size_ - offset_ < kTrailerSize) return Status::corruption(path_, offset_, "trailer missing");
+        return Status::ok();
+    }
+
+    // Splits the payload in buffer_ into `count` entries.
+    Status parse(std::uint64_t block_at, std::uint32_t count, std::vector<Entry>& entries) const {
+        std::string_view in(buffer_.data(), buffer_.size());
+        entries.resize(count);
+        for (Entry& entry : entries) {
+            std::uint64_t key_size = 0;
+            std::uint64_t value_size = 0;
+            if (in.empty()) return Status::corruption(path_, block_at, "block shorter than its entry count");
+            const auto flags = static_cast<std::uint8_t>(in.front());
+            in.remove_prefix(1);
+            if ((flags & ~kHasExpiry) != 0) return Status::corruption(path_, block_at, "unknown entry flags");
+            entry.expiry = 0;
+            if ((flags & kHasExpiry) != 0) {
+                if (in.size() < 8) return Status::corruption(path_, block_at, "entry expiry cut short");
+                entry.expiry = log::get_u64(in.data());
+                in.remove_prefix(8);
+            }
+            if (!get_varint(in, key_size) || key_size > in.size())
+                return Status::corruption(path_, block_at, "entry key runs past its block");
+            entry.key = in.substr(0, static_cast<std::size_t>(key_size));
+            in.remove_prefix(static_cast<std::size_t>(key_size));
+            if (!get_varint(in, value_size) || value_size > in.size())
+                return Status::corruption(path_, block_at, "entry value runs past its block");
+            entry.value = in.substr(0, static_cast<std::size_t>(value_size));
+            in.remove_prefix(static_cast<std::size_t>(value_size));
+        }
+        if (!in.empty()) return Status::corruption(path_, block_at, "block longer than its entries");
+        return Status::ok();
+    }
+
+    ReadableFile& file_;
+    const std::string& path_;
+    std::uint64_t size_;
+    std::uint64_t offset_;
+    std::vector<char> buffer_;
+    std::uint64_t blocks_ = 0;
+    std::uint64_t entries_ = 0;
+};
+
+/// Opens snapshot `path` and checks its header: sets `size`, `file` and
+/// `replay_from`.
+inline Status open(FileSystem& fs, const std::string& path, std::uint64_t& size, std::unique_ptr<ReadableFile>& file,
+                   Lsn& replay_from) {
+    if (Status status = fs.file_size(path, size); !status) return status;
+    if (Status status = fs.open_readable(path, file); !status) return status;
+    if (size < kHeaderSize) return Status::corruption(path, 0, "header cut short");
+    char header[kHeaderSize];
+    std::size_t got = 0;
+    if (Status status = file->read(0, kHeaderSize, header, got); !status) return status;
+    if (got != kHeaderSize) return Status::corruption(path, 0, "header cut short");
+    if (std::memcmp(header, kMagic, sizeof kMagic) != 0)
+        return Status::corruption(path, 0, "not a kvstore snapshot (bad magic)");
+    if (log::get_u32(header + 24) != log::checksum(header, 24))
+        return Status::corruption(path, 0, "bad header checksum");
+    if (log::get_u32(header + 8) != kFormatVersion)
+        return Status::corruption(path, 8, "unsupported snapshot format version");
+    if (log::get_u32(header + 28) != 0) return Status::corruption(path, 28, "reserved header bytes set");
+    replay_from = log::get_u64(header + 16);
+    return Status::ok();
+}
+
+/// Reads the blocks from `reader`'s offset on, up to the trailer or the
+/// first block that starts at or after `end`, and calls visit_block(const Entry* first, const Entry* last) ->
+/// Status on each block's entries; stops early once `stop` is set.
+inline constexpr std::uint64_t kWholeFile = ~std::uint64_t{0};
+
+template <class VisitBlock>
+Status visit_blocks(BlockReader& reader, VisitBlock& visit_block, std::uint64_t end = kWholeFile,
+                    const std::atomic<bool>* stop = nullptr) {
+    std::vector<Entry> entries;
+    while (!reader.at_trailer() && reader.offset() < end) {
+        if (stop != nullptr && stop->load(std::memory_order_relaxed)) return Status::ok();
+        if (Status status = reader.read_block(entries); !status) return status;
+        if (Status status = visit_block(entries.data(), entries.data() + entries.size()); !status) return status;
+    }
+    return Status::ok();
+}
+
 /// Reads snapshot `path` and calls visit(const Entry&) for each entry,
 /// after checking the block that holds it. Sets `replay_from` from the
 /// header and `entries` to the count. Errors name the file, the offset and
@@ -217,83 +387,84 @@ template <class Visit>
 Status read(FileSystem& fs, const std::string& path, Lsn& replay_from, std::uint64_t& entries, Visit&& visit) {
     std::uint64_t size = 0;
     std::unique_ptr<ReadableFile> file;
-    if (Status status = fs.file_size(path, size); !status) return status;
-    if (Status status = fs.open_readable(path, file); !status) return status;
-    std::vector<char> buffer;
-    std::uint64_t offset = 0;
-    // Reads exactly `bytes` at `offset` into buffer.
-    auto read_exactly = [&](std::uint64_t bytes, const char* what) -> Status {
-        if (bytes > size - offset) return Status::corruption(path, offset, std::string(what) + " cut short");
-        buffer.resize(static_cast<std::size_t>(bytes));
-        std::size_t got = 0;
-        if (Status status = file->read(offset, buffer.size(), buffer.data(), got); !status) return status;
-        if (got != bytes) return Status::corruption(path, offset, std::string(what) + " cut short");
+    if (Status status = open(fs, path, size, file, replay_from); !status) return status;
+    BlockReader reader(*file, path, size, kHeaderSize);
+    auto visit_block = [&](const Entry* first, const Entry* last) {
+        for (const Entry* entry = first; entry != last; ++entry) visit(*entry);
         return Status::ok();
     };
+    if (Status status = visit_blocks(reader, visit_block); !status) return status;
+    if (Status status = reader.read_trailer(reader.entries(), reader.blocks()); !status) return status;
+    entries = reader.entries();
+    return Status::ok();
+}
 
-    if (Status status = read_exactly(kHeaderSize, "header"); !status) return status;
-    if (std::memcmp(buffer.data(), kMagic, sizeof kMagic) != 0)
-        return Status::corruption(path, 0, "not a kvstore snapshot (bad magic)");
-    if (log::get_u32(buffer.data() + 24) != log::checksum(buffer.data(), 24))
-        return Status::corruption(path, 0, "bad header checksum");
-    if (log::get_u32(buffer.data() + 8) != kFormatVersion)
-        return Status::corruption(path, 8, "unsupported snapshot format version");
-    if (log::get_u32(buffer.data() + 28) != 0) return Status::corruption(path, 28, "reserved header bytes set");
-    replay_from = log::get_u64(buffer.data() + 16);
-    offset = kHeaderSize;
+/// Below this size a snapshot is read on the calling thread alone.
+inline constexpr std::uint64_t kSplitFrom = std::uint64_t{4} << 20;
 
-    std::uint64_t seen_entries = 0;
-    std::uint64_t seen_blocks = 0;
-    while (size - offset != kTrailerSize) {
-        if (Status status = read_exactly(kBlockHeaderSize, "block header"); !status) return status;
-        const char* header = buffer.data();
-        if (log::get_u32(header + 12) != log::checksum(header, 12))
-            return Status::corruption(path, offset, "bad block header checksum");
-        const std::uint32_t payload_checksum = log::get_u32(header);
-        const std::uint32_t length = log::get_u32(header + 4);
-        const std::uint32_t count = log::get_u32(header + 8);
-        if (length > kMaxBlock) return Status::corruption(path, offset, "block length beyond the format's limit");
-        const std::uint64_t block_at = offset;
-        offset += kBlockHeaderSize;
-        if (Status status = read_exactly(length, "block"); !status) return status;
-        if (log::checksum(buffer.data(), length) != payload_checksum)
-            return Status::corruption(path, block_at, "bad block checksum");
-        std::string_view in(buffer.data(), length);
-        for (std::uint32_t i = 0; i < count; ++i) {
-            Entry entry;
-            std::uint64_t key_size = 0;
-            std::uint64_t value_size = 0;
-            if (in.empty()) return Status::corruption(path, block_at, "block shorter than its entry count");
-            const auto flags = static_cast<std::uint8_t>(in.front());
-            in.remove_prefix(1);
-            if ((flags & ~kHasExpiry) != 0) return Status::corruption(path, block_at, "unknown entry flags");
-            if ((flags & kHasExpiry) != 0) {
-                if (in.size() < 8) return Status::corruption(path, block_at, "entry expiry cut short");
-                entry.expiry = log::get_u64(in.data());
-                in.remove_prefix(8);
-            }
-            if (!get_varint(in, key_size) || key_size > in.size())
-                return Status::corruption(path, block_at, "entry key runs past its block");
-            entry.key = in.substr(0, static_cast<std::size_t>(key_size));
-            in.remove_prefix(static_cast<std::size_t>(key_size));
-            if (!get_varint(in, value_size) || value_size > in.size())
-                return Status::corruption(path, block_at, "entry value runs past its block");
-            entry.value = in.substr(0, static_cast<std::size_t>(value_size));
-            in.remove_prefix(static_cast<std::size_t>(value_size));
-            visit(static_cast<const Entry&>(entry));
+/// As read(), on two threads for a file of at least `split_from` bytes: the
+/// calling thread reads the blocks that start in the first half of the file
+/// and a second thread the rest, each calling visit_block(const Entry*
+/// first, const Entry* last) -> Status on its blocks' entries, so
+/// visit_block must allow calls from both at once. The error reported is
+/// the first in the file, as read() would report it. Exceptions from
+/// visit_block propagate once both threads have stopped.
+template <class VisitBlock>
+Status read_in_parallel(FileSystem& fs, const std::string& path, Lsn& replay_from, std::uint64_t& entries,
+                        VisitBlock&& visit_block, std::uint64_t split_from = kSplitFrom) {
+    std::uint64_t size = 0;
+    std::unique_ptr<ReadableFile> file;
+    if (Status status = open(fs, path, size, file, replay_from); !status) return status;
+    BlockReader first_half(*file, path, size, kHeaderSize);
+    std::unique_ptr<ReadableFile> second_file;
+    std::thread second_thread;
+    std::atomic<bool> stop{false};
+    Status second_status;
+    std::exception_ptr second_failure;
+    std::uint64_t second_entries = 0;
+    std::uint64_t second_blocks = 0;
+    std::uint64_t middle = kWholeFile;
+    if (size >= split_from && fs.open_readable(path, second_file)) {
+        middle = size / 2;
+        try {
+            second_thread = std::thread([&] {
+                try {
+                    // Both halves split at the first block that starts in the
+                    // second half of the file, found by walking the headers.
+                    BlockReader reader(*second_file, path, size, kHeaderSize);
+                    while (second_status && !reader.at_trailer() && reader.offset() < middle)
+                        second_status = reader.skip_block();
+                    if (second_status) second_status = visit_blocks(reader, visit_block, kWholeFile, &stop);
+                    second_entries = reader.entries();
+                    second_blocks = reader.blocks();
+                } catch (...) {
+                    second_failure = std::current_exception();
+                }
+            });
+        } catch (const std::system_error&) {
+            middle = kWholeFile;
         }
-        if (!in.empty()) return Status::corruption(path, block_at, "block longer than its entries");
-        seen_entries += count;
-        ++seen_blocks;
-        offset += length;
-        if (size - offset < kTrailerSize) return Status::corruption(path, offset, "trailer missing");
     }
-    if (Status status = read_exactly(kTrailerSize, "trailer"); !status) return status;
-    if (!is_trailer(buffer.data()))
-        return Status::corruption(path, offset, "bad trailer (the snapshot was not finished)");
-    if (log::get_u64(buffer.data() + 8) != seen_entries || log::get_u64(buffer.data() + 16) != seen_blocks)
-        return Status::corruption(path, offset, "trailer counts disagree with the blocks");
-    entries = seen_entries;
+    Status status;
+    std::exception_ptr failure;
+    try {
+        status = visit_blocks(first_half, visit_block, middle);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    if (second_thread.joinable()) {
+        if (!status || failure) stop.store(true, std::memory_order_relaxed);
+        second_thread.join();
+    }
+    if (failure) std::rethrow_exception(failure);
+    if (!status) return status;
+    if (second_failure) std::rethrow_exception(second_failure);
+    if (!second_status) return second_status;
+    const std::uint64_t total_entries = first_half.entries() + second_entries;
+    BlockReader trailer(*file, path, size, size - kTrailerSize);
+    if (Status checked = trailer.read_trailer(total_entries, first_half.blocks() + second_blocks); !checked)
+        return checked;
+    entries = total_entries;
     return Status::ok();
 }
 
