@@ -344,6 +344,9 @@ private:
         line(text, "shards", stats.shards);
         line(text, "load_factor", std::to_string(stats.load_factor));
         line(text, "memory_bytes", stats.memory_bytes);
+        line(text, "checkpoint_bytes", state_.config.checkpoint_bytes);
+        line(text, "checkpoint_growth", state_.config.checkpoint_growth);
+        line(text, "snapshot_bytes", stats.snapshot_bytes);
         line(text, "checkpoints", stats.checkpoints);
         line(text, "checkpoint_error", stats.checkpoint_error);
         line(text, "wal_records", stats.log.records);

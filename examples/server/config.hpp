@@ -38,6 +38,7 @@ struct ServerConfig {
     std::size_t num_shards = 0;  // 0: the map's default
     std::size_t wal_buffer_size = std::size_t{16} << 20;
     std::uint64_t checkpoint_bytes = std::uint64_t{64} << 20;
+    unsigned checkpoint_growth = 100;  // percent of the newest snapshot's size
     std::string requirepass;
     std::size_t threads = 0;  // 0: one per core
     RequestLimits limits{std::size_t{256} << 20, std::size_t{64} << 20, std::size_t{1} << 20};
@@ -115,6 +116,15 @@ public:
         setters_["wal_buffer_size"] = size(config_.wal_buffer_size);
         setters_["checkpoint_bytes"] = [this](const std::string& text, std::string& why) {
             return parse_size(text, config_.checkpoint_bytes, why);
+        };
+        setters_["checkpoint_growth"] = [this](const std::string& text, std::string& why) {
+            std::uint64_t percent = 0;
+            if (!parse_size(text, percent, why) || percent > kMaxGrowthPercent) {
+                why = "expected a percentage from 0 to " + std::to_string(kMaxGrowthPercent);
+                return false;
+            }
+            config_.checkpoint_growth = static_cast<unsigned>(percent);
+            return true;
         };
         setters_["requirepass"] = [this](const std::string& text, std::string&) {
             config_.requirepass = text;
@@ -204,6 +214,9 @@ public:
         }
         return true;
     }
+
+    // A snapshot may be rewritten after the log grows by 1000 times its size at most.
+    static constexpr std::uint64_t kMaxGrowthPercent = 100'000;
 
     /// Parses a byte count or number: digits with an optional k, m or g
     /// (KiB, MiB, GiB; "kb", "mb", "gb" too, as Redis writes them).

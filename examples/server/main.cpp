@@ -27,7 +27,8 @@ const char* const kUsage =
     "  durability: group (answer writes once synced; default), relaxed (sync every\n"
     "              flush_interval_ms, default 100), none (only SAVE/BGSAVE persist)\n"
     "  max_connections (10000)  max_key_size (64k)  max_value_size (64m)  num_shards\n"
-    "  wal_buffer_size (16m)  checkpoint_bytes (64m)  requirepass  threads (one per core)\n"
+    "  wal_buffer_size (16m)  checkpoint_bytes (64m)  checkpoint_growth (100, percent)\n"
+    "  requirepass  threads (one per core)\n"
     "  max_query_buffer (256m)  max_bulk_length (64m)  max_arguments (1048576)\n";
 
 kvstore::StoreOptions store_options(const ServerConfig& config) {
@@ -37,6 +38,7 @@ kvstore::StoreOptions store_options(const ServerConfig& config) {
     options.max_value_size = config.max_value_size;
     options.log.buffer_bytes = config.wal_buffer_size;
     options.checkpoint_bytes = config.checkpoint_bytes;
+    options.checkpoint_growth = config.checkpoint_growth;
     if (config.durability == DurabilityMode::kRelaxed)
         options.log.flush_interval = std::chrono::milliseconds(config.flush_interval_ms);
     return options;

@@ -279,16 +279,20 @@ TEST_CASE("Config files set options, and unknown names or bad values are refused
     CHECK(output.find("kvstore.conf:3: unknown option 'bogus'") != std::string::npos);
     CHECK(run_command(server + " --config " + write("max_connections lots\n") + " 2>&1", output) == 2);
     CHECK(output.find("kvstore.conf:1: max_connections 'lots'") != std::string::npos);
+    CHECK(run_command(server + " --config " + write("port 0\ncheckpoint_growth -5\n") + " 2>&1", output) == 2);
+    CHECK(output.find("kvstore.conf:2: checkpoint_growth '-5': expected a percentage") != std::string::npos);
     CHECK(run_command(server + " --durability fast 2>&1", output) == 2);
     CHECK(output.find("durability 'fast': expected group, relaxed or none") != std::string::npos);
 
     ServerProcess configured({"--config", write("dir \"" + dir.path() +
                                                 "/from file\"\nrequirepass \"pw # not a comment\"\n"
-                                                "durability relaxed\nnum_shards 8\n")});
+                                                "durability relaxed\nnum_shards 8\ncheckpoint_growth 250\n")});
     CHECK(configured.cli({"PING"}).find("NOAUTH Authentication required.") == 0);
     configured.redis_cli({"-a", "pw # not a comment", "--no-auth-warning", "INFO"}, output);
     CHECK(output.find("durability:relaxed") != std::string::npos);
     CHECK(output.find("shards:8") != std::string::npos);
+    CHECK(output.find("checkpoint_growth:250") != std::string::npos);
+    CHECK(output.find("checkpoint_bytes:67108864") != std::string::npos);
 }
 
 TEST_CASE("SIGTERM makes every acknowledged write durable, even in the relaxed mode", "[server][shutdown]") {
