@@ -695,6 +695,14 @@ private:
         if (!has_expiring_.load(std::memory_order_relaxed)) has_expiring_.store(true, std::memory_order_relaxed);
     }
 
+    // For an entry read while loading: notes its expiry, if it has one (so
+    // that the sweeper runs), and returns whether it had passed at `now`.
+    bool noted_expired(Expiry expiry, Expiry now) noexcept {
+        if (expiry == kNoExpiry) return false;
+        note_expiring();
+        return expiry <= now;
+    }
+
     // Calls read(value, expiry) on the key's value under the shared lock if
     // it is live; an expired key found here is removed. Returns whether it
     // was live.
@@ -1157,10 +1165,7 @@ private:
     template <class Pipeline>
     bool queue_entry(Pipeline& changes, std::string_view key_bytes, std::string_view value_bytes, Expiry expiry,
                      Expiry now) {
-        if (expiry != kNoExpiry) {
-            note_expiring();
-            if (expiry <= now) return queue_erase(changes, key_bytes);
-        }
+        if (noted_expired(expiry, now)) return queue_erase(changes, key_bytes);
         RecoveredChange* change = claim(changes, key_bytes);
         if (change == nullptr) return false;
         if constexpr (std::is_same_v<V, std::string>) {
@@ -1259,10 +1264,7 @@ private:
                 typename Map::BulkInserter inserter(map_);
                 for (const detail::snapshot::Entry* entry = first; entry != last; ++entry) {
                     if (last - entry > kPrefetchDistance) prefetch_key(inserter, entry[kPrefetchDistance].key);
-                    if (entry->expiry != kNoExpiry) {
-                        note_expiring();
-                        if (entry->expiry <= opened_at_) continue;
-                    }
+                    if (noted_expired(entry->expiry, opened_at_)) continue;
                     if (!insert_entry(inserter, *entry)) return Status::corruption(path, 0, "an entry does not decode");
                 }
                 return Status::ok();
