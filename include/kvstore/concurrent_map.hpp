@@ -357,10 +357,19 @@ public:
     /// overlap instead of each operation waiting for its own.
     template <class Q>
     void prefetch(const Q& key) const {
-        const auto& lookup = lookup_key(key);
-        const std::uint64_t hash = hash_of(lookup);
-        shard_for(hash).table.prefetch(hash);
+        prefetch_hashed(key_hash(key));
     }
+
+    /// The 64-bit hash by which the map places `key`: computed once, it can
+    /// be handed to prefetch_hashed and to LockedKeys' *_hashed calls, or
+    /// computed on one thread for another that does the insert.
+    template <class Q>
+    std::uint64_t key_hash(const Q& key) const {
+        return hash_of(lookup_key(key));
+    }
+
+    /// As prefetch, for a key whose key_hash is `hash`.
+    void prefetch_hashed(std::uint64_t hash) const noexcept { shard_for(hash).table.prefetch(hash); }
 
     /// Calls f(value_ref) on the key's value under the shared lock. Returns
     /// true iff the key was present.
@@ -481,9 +490,15 @@ public:
         /// As ConcurrentMap::insert_or_assign.
         template <class Q, class M>
         bool insert_or_assign(Q&& key, M&& value) {
+            return insert_or_assign_hashed(map_.key_hash(key), std::forward<Q>(key), std::forward<M>(value));
+        }
+
+        /// As insert_or_assign, for a key whose ConcurrentMap::key_hash is
+        /// `hash` (the debug build checks).
+        template <class Q, class M>
+        bool insert_or_assign_hashed(std::uint64_t hash, Q&& key, M&& value) {
             const auto& lookup = map_.lookup_key(key);
-            const std::uint64_t hash = map_.hash_of(lookup);
-            return map_.insert_or_assign_locked(locked_shard(hash), hash, lookup, std::forward<Q>(key),
+            return map_.insert_or_assign_locked(locked_shard(hash, lookup), hash, lookup, std::forward<Q>(key),
                                                 std::forward<M>(value));
         }
 
@@ -493,12 +508,21 @@ public:
             map_.prefetch(key);
         }
 
+        /// As ConcurrentMap::prefetch_hashed.
+        void prefetch_hashed(std::uint64_t hash) const noexcept { map_.prefetch_hashed(hash); }
+
         /// As ConcurrentMap::erase.
         template <class Q>
         bool erase(const Q& key) {
+            return erase_hashed(map_.key_hash(key), key);
+        }
+
+        /// As erase, for a key whose ConcurrentMap::key_hash is `hash` (the
+        /// debug build checks).
+        template <class Q>
+        bool erase_hashed(std::uint64_t hash, const Q& key) {
             const auto& lookup = map_.lookup_key(key);
-            const std::uint64_t hash = map_.hash_of(lookup);
-            Shard& shard = locked_shard(hash);
+            Shard& shard = locked_shard(hash, lookup);
             Slot* slot = shard.table.find(hash, lookup, map_.equal_fn());
             if (slot == nullptr) return false;
             shard.table.erase(hash, *slot);
@@ -508,7 +532,7 @@ public:
 
         /// Removes every entry of the locked shards.
         void clear() {
-            for (const std::size_t index : shards_) {
+            for (const std::size_t index : shards()) {
                 map_.shards_[index].table.clear();
                 map_.shards_[index].count.store(0, std::memory_order_relaxed);
             }
@@ -518,22 +542,60 @@ public:
         void reserve(std::size_t count) {
             if (count == 0) return;
             const std::size_t per_shard = map_.reserve_per_shard(count);
-            for (const std::size_t index : shards_) map_.shards_[index].table.reserve(per_shard, map_.slot_hash_fn());
+            for (const std::size_t index : shards()) map_.shards_[index].table.reserve(per_shard, map_.slot_hash_fn());
+        }
+
+        /// Whether the key whose ConcurrentMap::key_hash is `hash` lies in
+        /// one of the shards this object holds.
+        bool holds(std::uint64_t hash) const {
+            const std::size_t index = map_.shard_index(hash);
+            if (contiguous_) return index - *first_ < static_cast<std::size_t>(last_ - first_);
+            return std::binary_search(first_, last_, index);
+        }
+
+        /// Divides the shards held between two LockedKeys, the first taking
+        /// `count` of them (or all if there are fewer), so that two threads
+        /// can fill the map at once, each through its own and only with the
+        /// keys it holds(). Both are valid as long as this one is.
+        std::pair<LockedKeys, LockedKeys> split(std::size_t count) const {
+            const std::size_t* middle = first_ + std::min<std::size_t>(count, static_cast<std::size_t>(last_ - first_));
+            return {LockedKeys(map_, first_, middle), LockedKeys(map_, middle, last_)};
         }
 
     private:
         friend class ConcurrentMap;
-        LockedKeys(ConcurrentMap& map, const std::vector<std::size_t>& shards) : map_(map), shards_(shards) {}
+        LockedKeys(ConcurrentMap& map, const std::vector<std::size_t>& shards)
+            : LockedKeys(map, shards.data(), shards.data() + shards.size()) {}
+        LockedKeys(ConcurrentMap& map, const std::size_t* first, const std::size_t* last)
+            : map_(map),
+              first_(first),
+              last_(last),
+              contiguous_(first != last && last[-1] - first[0] == static_cast<std::size_t>(last - first) - 1) {}
 
-        Shard& locked_shard(std::uint64_t hash) {
-            const std::size_t index = map_.shard_index(hash);
-            if (!std::binary_search(shards_.begin(), shards_.end(), index))
-                throw std::logic_error("kvstore::ConcurrentMap: a key outside with_keys_locked's keys");
-            return map_.shards_[index];
+        struct ShardRange {
+            const std::size_t* first;
+            const std::size_t* last;
+            const std::size_t* begin() const noexcept { return first; }
+            const std::size_t* end() const noexcept { return last; }
+        };
+        ShardRange shards() const noexcept { return {first_, last_}; }
+
+        template <class Lookup>
+        Shard& locked_shard(std::uint64_t hash, const Lookup& lookup) {
+#ifndef NDEBUG
+            if (hash != map_.hash_of(lookup))
+                throw std::logic_error("kvstore::ConcurrentMap: a hash that is not the key's key_hash");
+#else
+            (void)lookup;
+#endif
+            if (!holds(hash)) throw std::logic_error("kvstore::ConcurrentMap: a key outside the shards held");
+            return map_.shards_[map_.shard_index(hash)];
         }
 
         ConcurrentMap& map_;
-        const std::vector<std::size_t>& shards_;
+        const std::size_t* first_;  // the indices of the shards held, ascending
+        const std::size_t* last_;
+        bool contiguous_;  // first_[0], first_[0] + 1, ...: holds() needs no search
     };
 
     /// Inserts or assigns entries from one thread, keeping the exclusive

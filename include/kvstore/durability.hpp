@@ -36,7 +36,8 @@ using LogRecordType = detail::log::RecordType;
 /// expiry in microseconds since the Unix epoch.
 using LogOperation = detail::log::Operation;
 /// A record handed to a replay callback; its payload is valid only during
-/// the call.
+/// the call, unless payload_owner is set (the segment is mapped): a copy of
+/// *payload_owner then keeps it valid.
 using LogRecord = detail::log::RecordView;
 
 /// Calls visit(const LogOperation&) for each operation in `record` (one, or

@@ -47,6 +47,15 @@ public:
     /// Reads up to `bytes` at `offset` into `buffer`; `read` is set to the
     /// number read, which is less than `bytes` only at the end of the file.
     virtual Status read(std::uint64_t offset, std::size_t bytes, char* buffer, std::size_t& read) = 0;
+    /// The file's first `bytes` bytes in memory, read-only, or null if this
+    /// file cannot be mapped (the default) or is shorter: callers then
+    /// read(). The bytes stay valid as long as a copy of the pointer lives
+    /// and the file is not cut shorter than them. Recovery maps log segments
+    /// so that it can keep pointing into them instead of copying.
+    virtual std::shared_ptr<const void> map(std::uint64_t bytes) {
+        (void)bytes;
+        return nullptr;
+    }
 };
 
 /// Held while a directory is locked; releasing it unlocks.

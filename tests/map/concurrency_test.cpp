@@ -372,3 +372,68 @@ TEST_CASE("ABulkInserterHoldsItsShardUntilItReleasesIt", "[map][concurrency]") {
     CHECK(map.size() == 4);
     CHECK(map.get("c") == "3");
 }
+
+TEST_CASE("TwoThreadsFillOneMapThroughTheTwoPartsOfASplitWithoutLocks", "[map][concurrency]") {
+    using Map = kvstore::ConcurrentMap<std::string, std::string>;
+    constexpr std::uint64_t kKeys = 40'000;
+    Map map({64, 0});
+    map.without_locks([&](Map::LockedKeys& all) {
+        auto [first, rest] = all.split(8);
+        std::uint64_t held_by_first = 0;
+        for (std::uint64_t i = 0; i < kKeys; ++i) {
+            const std::uint64_t hash = map.key_hash(key_of(i));
+            REQUIRE(first.holds(hash) != rest.holds(hash));
+            REQUIRE(all.holds(hash));
+            if (first.holds(hash)) ++held_by_first;
+        }
+        CHECK(held_by_first > kKeys / 16);  // 8 shards of 64: about an eighth
+        CHECK(held_by_first < kKeys / 4);
+        // Each thread sets, overwrites (in two parts) and erases only the
+        // keys of its own part; the keys' hashes come from the other side.
+        auto fill = [&](Map::LockedKeys& part) {
+            for (std::uint64_t i = 0; i < kKeys; ++i) {
+                const std::string key = key_of(i);
+                const std::uint64_t hash = map.key_hash(key);
+                if (!part.holds(hash)) continue;
+                part.prefetch_hashed(hash);
+                part.insert_or_assign_hashed(hash, key, "first");
+                part.insert_or_assign_hashed(hash, key, kvstore::detail::SplitBytes{"value-", std::to_string(i)});
+                if (i % 3 == 0) CHECK(part.erase_hashed(hash, key));
+            }
+        };
+        std::thread other([&] { fill(rest); });
+        fill(first);
+        other.join();
+    });
+    std::uint64_t expected = 0;
+    for (std::uint64_t i = 0; i < kKeys; ++i) {
+        const std::optional<std::string> value = map.get(key_of(i));
+        if (i % 3 == 0) {
+            CHECK(!value);
+        } else {
+            ++expected;
+            CHECK(value == "value-" + std::to_string(i));
+        }
+    }
+    CHECK(map.size() == expected);
+}
+
+TEST_CASE("AKeyOutsideThePartHeldOrAWrongHashIsRefused", "[map]") {
+    using Map = kvstore::ConcurrentMap<std::string, std::string>;
+    Map map({8, 0});
+    map.without_locks([&](Map::LockedKeys& all) {
+        auto [first, rest] = all.split(4);
+        std::uint64_t i = 0;
+        while (first.holds(map.key_hash(key_of(i)))) ++i;
+        const std::string outside = key_of(i);
+        CHECK_THROWS_AS(first.insert_or_assign(outside, "v"), std::logic_error);
+        CHECK(rest.insert_or_assign(outside, "v"));
+        auto [none, everything] = all.split(0);
+        CHECK(!none.holds(map.key_hash(outside)));
+        CHECK(everything.holds(map.key_hash(outside)));
+#ifndef NDEBUG
+        CHECK_THROWS_AS(rest.insert_or_assign_hashed(map.key_hash(outside) ^ 1, outside, "w"), std::logic_error);
+#endif
+    });
+    CHECK(map.size() == 1);
+}

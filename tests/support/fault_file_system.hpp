@@ -39,6 +39,14 @@ public:
         fault_.reset();
     }
 
+    /// Whether readable files can be mapped (ReadableFile::map): a mapping
+    /// is a copy of the file's bytes when mapped, which later writes do not
+    /// change. Off by default, so that readers read.
+    void set_mappable(bool mappable) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        mappable_ = mappable;
+    }
+
     /// Every sync first sleeps this long (outside the file system's lock),
     /// as a disk would.
     void set_sync_delay(std::chrono::microseconds delay) {
@@ -270,6 +278,12 @@ private:
             std::copy_n(data.data() + offset, read, buffer);
             return Status::ok();
         }
+        std::shared_ptr<const void> map(std::uint64_t bytes) override {
+            std::lock_guard<std::mutex> lock(fs_.mutex_);
+            if (!fs_.mappable_ || bytes == 0 || bytes > file_->data.size()) return nullptr;
+            auto copy = std::make_shared<const std::string>(file_->data, 0, static_cast<std::size_t>(bytes));
+            return std::shared_ptr<const void>(copy, copy->data());
+        }
 
     private:
         FaultFileSystem& fs_;
@@ -318,6 +332,7 @@ private:
     std::size_t largest_read_ = 0;
     std::chrono::microseconds sync_delay_{0};
     bool powered_ = true;
+    bool mappable_ = false;
 };
 
 }  // namespace kvstore::test

@@ -6,9 +6,9 @@
 #include <kvstore/durability.hpp>
 #include <kvstore/file_system.hpp>
 
+#include <sys/stat.h>
 #include <algorithm>
 #include <string>
-#include <sys/stat.h>
 #include <vector>
 
 using namespace kvstore;
@@ -109,4 +109,28 @@ TEST_CASE("Log files are private by default and take the modes asked for", "[wal
     REQUIRE(opened);
     CHECK(mode_of(scratch.path() + "/shared") == 0750);
     CHECK(mode_of(scratch.path() + "/shared/wal-00000000000000000001.log") == 0640);
+}
+
+TEST_CASE("A readable file maps its bytes, which outlive the file object; an empty or short file does not map",
+          "[wal][posix]") {
+    test::TempDir scratch;
+    FileSystem& fs = default_file_system();
+    const std::string path = scratch.path() + "/data";
+    const std::string contents(10000, 'k');
+    {
+        std::unique_ptr<WritableFile> out;
+        REQUIRE(fs.open_writable(path, 0600, out));
+        REQUIRE(out->append(contents));
+        REQUIRE(out->close());
+    }
+    std::shared_ptr<const void> mapping;
+    {
+        std::unique_ptr<ReadableFile> in;
+        REQUIRE(fs.open_readable(path, in));
+        CHECK(in->map(contents.size() + 1) == nullptr);
+        CHECK(in->map(0) == nullptr);
+        mapping = in->map(contents.size());
+        REQUIRE(mapping != nullptr);
+    }
+    CHECK(std::string_view(static_cast<const char*>(mapping.get()), contents.size()) == contents);
 }

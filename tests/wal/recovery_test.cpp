@@ -79,8 +79,10 @@ TEST_CASE("A log cut at any byte, the last record's included, recovers every who
     const std::vector<std::uint64_t> offsets = write_log(pristine);
     const std::string full = pristine.contents(segment_path(1));
 
+    // Read through the buffer, and from the segment mapped.
+    const bool mapped = GENERATE(false, true);
     for (std::uint64_t cut = 0; cut < full.size(); ++cut) {
-        CAPTURE(cut);
+        CAPTURE(mapped, cut);
         int whole = 0;  // records that end at or before the cut
         while (whole < kRecords && offsets[static_cast<std::size_t>(whole) + 1] <= cut) ++whole;
         const std::uint64_t kept = whole == 0 ? (cut < wal::kFileHeaderSize ? 0 : wal::kFileHeaderSize)
@@ -90,6 +92,7 @@ TEST_CASE("A log cut at any byte, the last record's included, recovers every who
         const std::string torn = full.substr(kept, cut - kept);
         const bool damaged = torn.find_first_not_of('\0') != std::string::npos;
         FaultFileSystem fs;
+        fs.set_mappable(mapped);
         plant_segment(fs, full.substr(0, cut));
         std::vector<ReplayedOp> replayed;
         RecoveryReport report;
@@ -118,6 +121,7 @@ TEST_CASE("A log cut at any byte, the last record's included, recovers every who
         // The strict mode refuses the same torn tail.
         if (damaged) {
             FaultFileSystem strict;
+            strict.set_mappable(mapped);
             plant_segment(strict, full.substr(0, cut));
             const Status refused = reopen(strict, RecoveryMode::kAbsoluteConsistency, replayed, report);
             CHECK(refused.code() == StatusCode::kCorruption);
@@ -131,6 +135,9 @@ TEST_CASE("A flipped bit in any field of a record is caught", "[wal][recovery]")
     const std::vector<std::uint64_t> offsets = write_log(pristine);
     const std::string full = pristine.contents(segment_path(1));
 
+    // Read through the buffer, and from the segment mapped.
+    const bool mapped = GENERATE(false, true);
+    CAPTURE(mapped);
     // Flips each bit of [begin, end) in turn; every copy must be refused,
     // naming the damaged record's offset, and left as it was.
     auto every_flip_is_refused = [&](std::uint64_t begin, std::uint64_t end, std::uint64_t reported_offset) {
@@ -140,6 +147,7 @@ TEST_CASE("A flipped bit in any field of a record is caught", "[wal][recovery]")
                 std::string damaged = full;
                 damaged[byte] = static_cast<char>(damaged[byte] ^ (1 << bit));
                 FaultFileSystem fs;
+                fs.set_mappable(mapped);
                 plant_segment(fs, damaged);
                 std::vector<ReplayedOp> replayed;
                 RecoveryReport report;
@@ -159,6 +167,7 @@ TEST_CASE("A flipped bit in any field of a record is caught", "[wal][recovery]")
             std::string damaged = full;
             damaged[byte] = static_cast<char>(damaged[byte] ^ 0x10);
             FaultFileSystem fs;
+            fs.set_mappable(mapped);
             plant_segment(fs, damaged);
             std::vector<ReplayedOp> replayed;
             RecoveryReport report;
@@ -256,8 +265,7 @@ TEST_CASE("A missing record is a gap in the LSNs", "[wal][recovery]") {
     FaultFileSystem pristine;
     const std::vector<std::uint64_t> offsets = write_log(pristine);
     const std::string full = pristine.contents(segment_path(1));
-    const std::string without_third =
-        full.substr(0, offsets[2]) + full.substr(offsets[3]);
+    const std::string without_third = full.substr(0, offsets[2]) + full.substr(offsets[3]);
 
     FaultFileSystem fs;
     plant_segment(fs, without_third);
@@ -319,7 +327,8 @@ TEST_CASE("A batch cut anywhere is applied whole or not at all", "[wal][recovery
         std::unique_ptr<SyncWAL> wal;
         REQUIRE(open_collecting(pristine, replayed, wal));
         REQUIRE(wal->write(put("before", "batch")));
-        const std::vector<LogOperation> batch{put("b1", "v1"), put("b2", "v2"), {LogRecordType::kErase, "before", "", 0}};
+        const std::vector<LogOperation> batch{
+            put("b1", "v1"), put("b2", "v2"), {LogRecordType::kErase, "before", "", 0}};
         Lsn lsn = 0;
         REQUIRE(wal->append_batch(batch, lsn));
         REQUIRE(wal->commit(lsn));
@@ -367,4 +376,34 @@ TEST_CASE("Preallocated zeros after the last record are the end of the log, not 
     REQUIRE(report.dropped.size() == 1);
     CHECK(report.dropped[0].offset == last);
     CHECK(reopen(torn, RecoveryMode::kAbsoluteConsistency, replayed, report).code() == StatusCode::kOk);
+}
+
+TEST_CASE("A mapped segment's payloads outlive the replay while their owner is kept; read ones only the call",
+          "[wal][recovery]") {
+    FaultFileSystem fs;
+    write_log(fs);
+    for (const bool mapped : {false, true}) {
+        CAPTURE(mapped);
+        fs.set_mappable(mapped);
+        std::vector<std::string_view> payloads;
+        std::vector<std::string> copies;
+        std::shared_ptr<const void> owner;
+        RecoveryReport report;
+        REQUIRE(wal::replay_log(
+            fs, kLogDir, 0, RecoveryMode::kAbsoluteConsistency, false,
+            [&](const LogRecord& record) {
+                CHECK((record.payload_owner != nullptr) == mapped);
+                if (record.payload_owner != nullptr) owner = *record.payload_owner;
+                payloads.push_back(record.payload);
+                copies.emplace_back(record.payload);
+                return Status::ok();
+            },
+            report));
+        REQUIRE(payloads.size() == kRecords);
+        if (mapped) {
+            // The file changes and the reader is gone; the kept mapping does not.
+            fs.set_contents(segment_path(1), std::string(fs.contents(segment_path(1)).size(), 'x'));
+            for (std::size_t i = 0; i < payloads.size(); ++i) CHECK(payloads[i] == copies[i]);
+        }
+    }
 }

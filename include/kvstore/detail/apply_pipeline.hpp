@@ -10,7 +10,9 @@
 // change queued in the same slot to overwrite without allocating.
 //
 // A log small enough to fit one batch never starts the thread; if the
-// thread cannot be started, batches are applied on the calling thread.
+// thread cannot be started, batches are applied on the calling thread. A
+// pipeline made to apply on the calling thread never starts one: the reader
+// then takes a share of the applying itself (see Store's recovery).
 #pragma once
 
 #include <condition_variable>
@@ -33,7 +35,10 @@ public:
     static constexpr std::size_t kBatchSize = 4096;
     static constexpr std::size_t kBatches = 3;
 
-    explicit ApplyPipeline(ApplyBatch apply) : apply_(std::move(apply)) {
+    enum class AppliedOn { kSecondThread, kCallingThread };
+
+    explicit ApplyPipeline(ApplyBatch apply, AppliedOn applied_on = AppliedOn::kSecondThread)
+        : apply_(std::move(apply)), on_calling_thread_(applied_on == AppliedOn::kCallingThread) {
         free_.resize(kBatches);
         take_free_batch();
     }
@@ -79,7 +84,7 @@ private:
     // Queues the batch being filled and takes a free one, starting the
     // applying thread on the first hand-over.
     void hand_over() {
-        if (!worker_.joinable() && !start_thread()) {
+        if (!worker_.joinable() && (on_calling_thread_ || !start_thread())) {
             apply_filling();
             return;
         }
@@ -146,6 +151,7 @@ private:
     };
 
     ApplyBatch apply_;
+    bool on_calling_thread_;
     std::vector<Change> filling_;
     std::size_t filled_ = 0;
     std::mutex mutex_;

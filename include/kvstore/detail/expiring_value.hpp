@@ -53,14 +53,24 @@ struct ExpiringValue<std::string> {
     using Stored = std::string;
 
     static constexpr std::size_t kExpiryBytes = 8;
+    static constexpr std::size_t kMaxPrefix = 1 + kExpiryBytes;
+
+    /// Writes what precedes the value in the stored form (the flag, and the
+    /// expiry if there is one) into `out`; returns its length.
+    static std::size_t make_prefix(Expiry expiry, char (&out)[kMaxPrefix]) noexcept {
+        out[0] = static_cast<char>(expiry == kNoExpiry ? 0 : 1);
+        if (expiry == kNoExpiry) return 1;
+        log::put_u64(&out[1], expiry);
+        return kMaxPrefix;
+    }
 
     /// Writes the stored form into `out`, reusing its storage, and returns it.
     static std::string_view make_into(std::string& out, std::string_view value, Expiry expiry) {
-        const std::size_t prefix = expiry == kNoExpiry ? 1 : 1 + kExpiryBytes;
-        out.resize(prefix + value.size());
-        out[0] = static_cast<char>(expiry == kNoExpiry ? 0 : 1);
-        if (expiry != kNoExpiry) log::put_u64(&out[1], expiry);
-        if (!value.empty()) std::memcpy(&out[prefix], value.data(), value.size());
+        char prefix[kMaxPrefix];
+        const std::size_t prefix_size = make_prefix(expiry, prefix);
+        out.resize(prefix_size + value.size());
+        std::memcpy(&out[0], prefix, prefix_size);
+        if (!value.empty()) std::memcpy(&out[prefix_size], value.data(), value.size());
         return out;
     }
     /// The stored form in a buffer of the calling thread, valid until its

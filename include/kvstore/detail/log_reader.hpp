@@ -1,5 +1,6 @@
-// LogReader: reads the records of one log segment in order, through large
-// sequential reads, and tells a damaged record apart from the end.
+// LogReader: reads the records of one log segment in order, from the
+// segment mapped into memory or else through large sequential reads, and
+// tells a damaged record apart from the end.
 #pragma once
 
 #include <kvstore/detail/log_format.hpp>
@@ -7,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +22,10 @@ struct RecordView {
     std::uint64_t timestamp;
     std::uint64_t offset;  ///< of the record header in the segment
     std::string_view payload;
+    /// Null when `payload` lies in a read buffer and is valid only during
+    /// the call it is handed to; else the segment is mapped, and a copy of
+    /// *payload_owner keeps `payload` valid after it.
+    const std::shared_ptr<const void>* payload_owner;
 };
 
 class LogReader {
@@ -30,7 +36,12 @@ public:
 
     /// REQUIRES: `file` outlives the reader; `file_size` is its size.
     LogReader(ReadableFile& file, std::string path, std::uint64_t file_size)
-        : file_(file), path_(std::move(path)), file_size_(file_size) {}
+        : file_(file), path_(std::move(path)), file_size_(file_size), mapped_(file.map(file_size)) {
+        if (mapped_ != nullptr) {
+            data_ = static_cast<const char*>(mapped_.get());
+            buffered_ = static_cast<std::size_t>(file_size_);
+        }
+    }
 
     const std::string& path() const noexcept { return path_; }
     std::uint64_t file_size() const noexcept { return file_size_; }
@@ -74,7 +85,12 @@ public:
         const char* payload = window(offset_) + kRecordHeaderSize;
         if (checksum(payload, header.length) != header.payload_checksum)
             return damaged("bad payload checksum", header.lsn);
-        record = RecordView{header.type, header.lsn, header.timestamp, offset_, std::string_view(payload, header.length)};
+        record = RecordView{header.type,
+                            header.lsn,
+                            header.timestamp,
+                            offset_,
+                            std::string_view(payload, header.length),
+                            mapped_ != nullptr ? &mapped_ : nullptr};
         offset_ += kRecordHeaderSize + header.length;
         return Next::kRecord;
     }
@@ -120,16 +136,18 @@ private:
     }
 
     const char* window(std::uint64_t at) const noexcept {
-        return buffer_.data() + static_cast<std::size_t>(at - buffer_offset_);
+        return data_ + static_cast<std::size_t>(at - buffer_offset_);
     }
 
-    // Makes file bytes [at, at + bytes) available through window(at).
+    // Makes file bytes [at, at + bytes) available through window(at). A
+    // mapped segment has them all already.
     // REQUIRES: at + bytes <= file_size_.
     bool fill(std::uint64_t at, std::uint64_t bytes) {
         if (at >= buffer_offset_ && at + bytes <= buffer_offset_ + buffered_) return true;
-        const std::size_t want =
-            static_cast<std::size_t>(std::min<std::uint64_t>(std::max<std::uint64_t>(bytes, kReadSize), file_size_ - at));
+        const std::size_t want = static_cast<std::size_t>(
+            std::min<std::uint64_t>(std::max<std::uint64_t>(bytes, kReadSize), file_size_ - at));
         if (buffer_.size() < want) buffer_.resize(want);
+        data_ = buffer_.data();
         std::size_t got = 0;
         io_status_ = file_.read(at, want, buffer_.data(), got);
         buffer_offset_ = at;
@@ -141,7 +159,9 @@ private:
     std::string path_;
     std::uint64_t file_size_;
     std::uint64_t offset_ = 0;
+    std::shared_ptr<const void> mapped_;
     std::vector<char> buffer_;
+    const char* data_ = nullptr;  // the mapping, or buffer_'s bytes
     std::uint64_t buffer_offset_ = 0;
     std::size_t buffered_ = 0;
     const char* damage_ = "";

@@ -19,15 +19,26 @@
 
 namespace kvstore::detail {
 
+/// A value given as two byte ranges that are stored back to back, so that a
+/// caller holding a value's parts in different places (a header it built and
+/// bytes in a file) does not first join them in a buffer.
+struct SplitBytes {
+    std::string_view head;
+    std::string_view tail;
+};
+
 class PackedRecord {
 public:
-    /// Allocates a record; throws std::bad_alloc and leaves nothing behind.
-    static PackedRecord* create(RecordArena& arena, std::string_view key, std::string_view value) {
-        const std::size_t bytes = encoded_size(key.size(), value.size());
-        auto* block = static_cast<unsigned char*>(arena.allocate(bytes));
-        unsigned char* out = put_varint(put_varint(block, key.size()), value.size());
-        std::memcpy(out, key.data(), key.size());
-        std::memcpy(out + key.size(), value.data(), value.size());
+    /// Allocates a record whose value is `head` followed by `tail`; throws
+    /// std::bad_alloc and leaves nothing behind.
+    static PackedRecord* create(RecordArena& arena, std::string_view key, std::string_view head,
+                                std::string_view tail = {}) {
+        const std::size_t value_size = head.size() + tail.size();
+        auto* block = static_cast<unsigned char*>(arena.allocate(encoded_size(key.size(), value_size)));
+        auto* out = reinterpret_cast<char*>(put_varint(put_varint(block, key.size()), value_size));
+        copy(out, key);
+        copy(out + key.size(), head);
+        copy(out + key.size() + head.size(), tail);
         return reinterpret_cast<PackedRecord*>(block);
     }
 
@@ -48,10 +59,12 @@ public:
     /// Overwrites the value in place when the new one has the same length,
     /// which keeps fixed-size updates free of allocation. Returns false
     /// (record untouched) when the length differs.
-    bool assign_same_size(std::string_view value) noexcept {
+    bool assign_same_size(std::string_view head, std::string_view tail = {}) noexcept {
         const Fields fields = decode();
-        if (fields.value.size() != value.size()) return false;
-        std::memmove(const_cast<char*>(fields.value.data()), value.data(), value.size());
+        if (fields.value.size() != head.size() + tail.size()) return false;
+        char* out = const_cast<char*>(fields.value.data());
+        if (!head.empty()) std::memmove(out, head.data(), head.size());  // may be the stored value itself
+        copy(out + head.size(), tail);
         return true;
     }
 
@@ -65,6 +78,11 @@ public:
     }
 
 private:
+    // memcpy's pointers must not be null, even for no bytes.
+    static void copy(char* out, std::string_view bytes) noexcept {
+        if (!bytes.empty()) std::memcpy(out, bytes.data(), bytes.size());
+    }
+
     struct Fields {
         std::string_view key;
         std::string_view value;

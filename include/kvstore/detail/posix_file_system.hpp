@@ -3,13 +3,14 @@
 
 #include <kvstore/file_system.hpp>
 
-#include <algorithm>
-#include <cerrno>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cerrno>
 
 namespace kvstore::detail {
 
@@ -71,8 +72,8 @@ private:
     // the appended bytes, not after the preallocated zeros).
     Status write_at(std::uint64_t offset, std::string_view data, std::uint64_t& end) {
         while (!data.empty()) {
-            const ssize_t written = retry_on_eintr(
-                [&] { return ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset)); });
+            const ssize_t written =
+                retry_on_eintr([&] { return ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset)); });
             if (written < 0) return Status::io_error("write", path_, errno);
             data.remove_prefix(static_cast<std::size_t>(written));
             offset += static_cast<std::uint64_t>(written);
@@ -96,14 +97,29 @@ public:
     Status read(std::uint64_t offset, std::size_t bytes, char* buffer, std::size_t& read) override {
         read = 0;
         while (read < bytes) {
-            const ssize_t got = retry_on_eintr([&] {
-                return ::pread(fd_, buffer + read, bytes - read, static_cast<off_t>(offset + read));
-            });
+            const ssize_t got = retry_on_eintr(
+                [&] { return ::pread(fd_, buffer + read, bytes - read, static_cast<off_t>(offset + read)); });
             if (got < 0) return Status::io_error("pread", path_, errno);
             if (got == 0) break;
             read += static_cast<std::size_t>(got);
         }
         return Status::ok();
+    }
+
+    std::shared_ptr<const void> map(std::uint64_t bytes) override {
+        struct stat info {};
+        if (bytes == 0 || bytes > SIZE_MAX || ::fstat(fd_, &info) != 0 ||
+            static_cast<std::uint64_t>(info.st_size) < bytes)
+            return nullptr;
+        int flags = MAP_PRIVATE;
+#if defined(MAP_POPULATE)
+        flags |= MAP_POPULATE;  // one call maps every page, rather than a fault per page as they are read
+#endif
+        const auto length = static_cast<std::size_t>(bytes);
+        void* address = ::mmap(nullptr, length, PROT_READ, flags, fd_, 0);
+        if (address == MAP_FAILED) return nullptr;
+        return std::shared_ptr<const void>(
+            address, [length](const void* mapped) { ::munmap(const_cast<void*>(mapped), length); });
     }
 
 private:

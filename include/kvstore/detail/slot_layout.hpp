@@ -82,8 +82,9 @@ struct PackedStringLayout {
 
     template <class Q, class... Args>
     static void construct(Memory& memory, void* where, const Q& key, Args&&... args) {
-        if constexpr (sizeof...(Args) == 1 && (std::is_convertible_v<const Args&, std::string_view> && ...)) {
-            ::new (where) Slot(PackedRecord::create(memory, std::string_view(key), std::string_view(args)...));
+        if constexpr (sizeof...(Args) == 1 && (is_byte_value<Args> && ...)) {
+            const SplitBytes value = as_bytes(args...);
+            ::new (where) Slot(PackedRecord::create(memory, std::string_view(key), value.head, value.tail));
         } else {
             const std::string value(std::forward<Args>(args)...);
             ::new (where) Slot(PackedRecord::create(memory, std::string_view(key), value));
@@ -95,9 +96,9 @@ struct PackedStringLayout {
     /// Strong guarantee: a new record is built before the old one is freed.
     template <class M>
     static void assign(Memory& memory, Slot& slot, const M& value) {
-        const std::string_view bytes(value);
-        if (slot->assign_same_size(bytes)) return;
-        PackedRecord* replacement = PackedRecord::create(memory, slot->key(), bytes);
+        const SplitBytes bytes = as_bytes(value);
+        if (slot->assign_same_size(bytes.head, bytes.tail)) return;
+        PackedRecord* replacement = PackedRecord::create(memory, slot->key(), bytes.head, bytes.tail);
         PackedRecord::destroy(memory, slot);
         slot = replacement;
     }
@@ -115,6 +116,14 @@ struct PackedStringLayout {
         }
     }
     static void prefetch(const Slot& slot) noexcept { slot->prefetch_tail(); }
+
+private:
+    template <class M>
+    static constexpr bool is_byte_value =
+        std::is_convertible_v<const M&, std::string_view> || std::is_same_v<std::decay_t<M>, SplitBytes>;
+
+    static SplitBytes as_bytes(SplitBytes value) noexcept { return value; }
+    static SplitBytes as_bytes(std::string_view value) noexcept { return {value, {}}; }
 };
 
 template <class K, class V>
