@@ -1091,8 +1091,8 @@ private:
     // How many changes ahead of the one being applied a key's bucket is
     // fetched: enough that it has arrived from memory by then (a miss costs a
     // few hundred nanoseconds, an insert that hits the cache a few tens).
-    // Borrowed bytes are fetched twice as far ahead, as they are needed
-    // sooner than the bucket's line.
+    // Borrowed bytes are fetched twice as far ahead: they come from the
+    // reading thread's cache or from memory, which takes longer.
     static constexpr std::ptrdiff_t kPrefetchDistance = 16;
 
     // Applies a batch of recovered changes to `into`, the map's unlocked
@@ -1126,8 +1126,14 @@ private:
               here_(batch_applier(parts_.first), RecoveryPipeline<Into>::AppliedOn::kCallingThread),
               there_(batch_applier(parts_.second)) {}
 
-        // The slot for a change to the key whose key_hash is `hash`.
-        RecoveredChange& next(std::uint64_t hash) { return parts_.first.holds(hash) ? here_.next() : there_.next(); }
+        // The slot for a change to the key whose key_hash is `hash`, with the
+        // hash set and nothing to do until its kind is set.
+        RecoveredChange& next(std::uint64_t hash) {
+            RecoveredChange& change = parts_.first.holds(hash) ? here_.next() : there_.next();
+            change.kind = RecoveredChange::Kind::kNothing;
+            change.hash = hash;
+            return change;
+        }
 
         // Queues a change to every shard (kClear, kReserve) to both threads.
         void queue_everywhere(typename RecoveredChange::Kind kind, std::size_t reserve = 0) {
@@ -1287,10 +1293,7 @@ private:
     template <class Queue>
     RecoveredChange* claim(Queue& changes, std::string_view key_bytes, bool borrow) {
         if constexpr (std::is_same_v<K, std::string>) {
-            const std::uint64_t hash = map_.key_hash(key_bytes);
-            RecoveredChange& change = changes.next(hash);
-            change.kind = RecoveredChange::Kind::kNothing;
-            change.hash = hash;
+            RecoveredChange& change = changes.next(map_.key_hash(key_bytes));
             change.borrowed = kPackedStrings && borrow;
             if (change.borrowed) {
                 change.borrowed_key = key_bytes;
@@ -1302,10 +1305,7 @@ private:
             (void)borrow;
             K key{};
             if (!decode_key(key_bytes, key)) return nullptr;
-            const std::uint64_t hash = map_.key_hash(key);
-            RecoveredChange& change = changes.next(hash);
-            change.kind = RecoveredChange::Kind::kNothing;
-            change.hash = hash;
+            RecoveredChange& change = changes.next(map_.key_hash(key));
             change.borrowed = false;
             change.key = std::move(key);
             return &change;
