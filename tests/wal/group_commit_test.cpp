@@ -183,8 +183,8 @@ TEST_CASE("Closing a relaxed log makes everything durable", "[wal][group][relaxe
     CHECK(log.replayed.size() == 100);
 }
 
-TEMPLATE_TEST_CASE("After a power cut every acknowledged record is read back and nothing else", "[wal][power]",
-                   SyncWAL, GroupCommitWAL) {
+TEMPLATE_TEST_CASE("After a power cut every acknowledged record is read back and nothing else", "[wal][power]", SyncWAL,
+                   GroupCommitWAL) {
     const unsigned seed = GENERATE(1u, 2u, 3u, 4u, 5u);
     CAPTURE(seed);
     std::mt19937 random(seed);
@@ -195,6 +195,7 @@ TEMPLATE_TEST_CASE("After a power cut every acknowledged record is read back and
 
     constexpr int kThreads = 6;
     std::vector<std::vector<std::string>> acked(kThreads);
+    std::atomic<bool> any_acked{false};
     std::vector<std::thread> writers;
     for (int t = 0; t < kThreads; ++t) {
         writers.emplace_back([&, t] {
@@ -202,9 +203,13 @@ TEMPLATE_TEST_CASE("After a power cut every acknowledged record is read back and
                 const std::string key = key_for(t, i);
                 if (!log.wal->write(put(key, value_for(key)))) return;  // the power is gone
                 acked[static_cast<std::size_t>(t)].push_back(key);
+                any_acked.store(true);
             }
         });
     }
+    // The cut comes a random while after the first acknowledgement, however
+    // slowly the writers start on a loaded machine.
+    while (!any_acked.load()) std::this_thread::yield();
     std::this_thread::sleep_for(std::chrono::milliseconds(5 + random() % 40));
     log.fs.power_cut();
     for (std::thread& writer : writers) writer.join();
