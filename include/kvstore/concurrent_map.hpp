@@ -133,16 +133,7 @@ public:
     /// Throws std::invalid_argument when options.shards is not 0 or a power
     /// of two up to 65536.
     explicit ConcurrentMap(MapOptions options = {}, const Hasher& hash = Hasher(), const KeyEqual& equal = KeyEqual())
-        : hash_(hash), equal_(equal) {
-        const std::size_t shards = options.shards == 0 ? default_shard_count() : options.shards;
-        if (shards > kMaxShards || (shards & (shards - 1)) != 0)
-            throw std::invalid_argument("kvstore::ConcurrentMap: shard count " + std::to_string(shards) +
-                                        " is not a power of two between 1 and " + std::to_string(kMaxShards));
-        while ((std::size_t{1} << shard_bits_) < shards) ++shard_bits_;
-        shards_ = std::make_unique<Shard[]>(shards);
-        for (std::size_t i = 0; i < shards; ++i) shards_[i].table.memory().use_pool(record_pool_);
-        reserve(options.initial_capacity);
-    }
+        : ConcurrentMap(checked_shard_count(options), options, hash, equal) {}
 
     ConcurrentMap(const ConcurrentMap&) = delete;
     ConcurrentMap& operator=(const ConcurrentMap&) = delete;
@@ -481,6 +472,25 @@ private:
         std::atomic<std::size_t> count{0};
     };
 
+    static std::size_t checked_shard_count(const MapOptions& options) {
+        const std::size_t shards = options.shards == 0 ? default_shard_count() : options.shards;
+        if (shards > kMaxShards || (shards & (shards - 1)) != 0)
+            throw std::invalid_argument("kvstore::ConcurrentMap: shard count " + std::to_string(shards) +
+                                        " is not a power of two between 1 and " + std::to_string(kMaxShards));
+        return shards;
+    }
+
+    ConcurrentMap(std::size_t shards, const MapOptions& options, const Hasher& hash, const KeyEqual& equal)
+        : hash_(hash), equal_(equal), bucket_pool_(shards) {
+        while ((std::size_t{1} << shard_bits_) < shards) ++shard_bits_;
+        shards_ = std::make_unique<Shard[]>(shards);
+        for (std::size_t i = 0; i < shards; ++i) {
+            shards_[i].table.memory().use_pool(record_pool_);
+            shards_[i].table.use_bucket_pool(bucket_pool_);
+        }
+        reserve(options.initial_capacity);
+    }
+
 public:
     /// Exclusive access to the entries of the keys given to
     /// with_keys_locked, for its callback only: other keys' shards may not
@@ -786,8 +796,9 @@ private:
     Hasher hash_;
     KeyEqual equal_;
     unsigned shard_bits_ = 0;
-    // Declared before the shards, so that it outlives their records.
+    // Declared before the shards, so that they outlive their records and tables.
     typename Layout::Pool record_pool_;
+    detail::BucketArrayPool bucket_pool_;
     std::unique_ptr<Shard[]> shards_;
 };
 

@@ -285,6 +285,21 @@ TEST_CASE("GrowthThroughManyRehashesKeepsEveryEntry", "[map]") {
     for (int i = 0; i < kKeys; ++i) REQUIRE(map.get(key_of(i)) == std::to_string(i));
 }
 
+TEST_CASE("ShardsGrowingThroughSharedBucketChunksKeepEveryEntry", "[map]") {
+    // With 8 shards, arrays of 256 KiB and up are packed into shared 2 MiB
+    // chunks: every shard grows through them, then erase and clear free them.
+    kvstore::ConcurrentMap<std::uint64_t, std::uint64_t> map({8, 0});
+    constexpr std::uint64_t kKeys = 400000;
+    for (std::uint64_t i = 0; i < kKeys; ++i) REQUIRE(map.insert(i, i * 3));
+    CHECK(map.shard_stats(0).capacity * 8 > kKeys);
+    for (std::uint64_t i = 0; i < kKeys; ++i) REQUIRE(map.get(i) == i * 3);
+    for (std::uint64_t i = 0; i < kKeys; i += 2) REQUIRE(map.erase(i));
+    for (std::uint64_t i = 0; i < kKeys; ++i) REQUIRE(map.contains(i) == (i % 2 == 1));
+    map.clear();
+    for (std::uint64_t i = 0; i < kKeys; ++i) REQUIRE(map.insert(i, i + 1));
+    for (std::uint64_t i = 0; i < kKeys; ++i) REQUIRE(map.get(i) == i + 1);
+}
+
 TEST_CASE("EraseChurnLeavesNoResidue", "[map]") {
     StringMap map({1, 0});
     std::map<std::string, std::string> model;

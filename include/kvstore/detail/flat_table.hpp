@@ -11,6 +11,8 @@
 // slots a bucket is exactly one 64-byte cache line.
 #pragma once
 
+#include <kvstore/detail/bucket_array_pool.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
@@ -97,6 +99,10 @@ public:
     std::size_t record_bytes() const noexcept { return memory_.reserved_bytes(); }
 
     typename Layout::Memory& memory() noexcept { return memory_; }
+
+    /// Where the bucket arrays come from. REQUIRES: called before the first
+    /// insert or reserve, with a pool that outlives the table.
+    void use_bucket_pool(BucketArrayPool& pool) noexcept { bucket_pool_ = &pool; }
 
     /// Starts loading the bucket `hash` maps to. Needs no lock, so a caller
     /// issues it before taking the shard lock and the cache miss overlaps the
@@ -256,12 +262,10 @@ private:
 
     std::size_t bucket_count() const noexcept { return bucket_mask_ + 1; }
 
-    static constexpr std::align_val_t bucket_alignment() noexcept {
-        return std::align_val_t{std::max<std::size_t>(64, alignof(Bucket))};
-    }
+    static constexpr std::size_t kBucketAlignment = std::max<std::size_t>(64, alignof(Bucket));
 
-    static Bucket* allocate(std::size_t count) {
-        void* memory = ::operator new(count * sizeof(Bucket), bucket_alignment());
+    Bucket* allocate(std::size_t count) {
+        void* memory = bucket_pool_->allocate(count * sizeof(Bucket), kBucketAlignment);
         auto* buckets = static_cast<Bucket*>(memory);
         for (std::size_t i = 0; i < count; ++i) {
             std::memset(buckets[i].tags, 0, kSlotsPerBucket);
@@ -270,7 +274,9 @@ private:
         return buckets;
     }
 
-    static void deallocate(Bucket* buckets) noexcept { ::operator delete(buckets, bucket_alignment()); }
+    void deallocate(Bucket* buckets, std::size_t count) noexcept {
+        bucket_pool_->deallocate(buckets, count * sizeof(Bucket), kBucketAlignment);
+    }
 
     /// Moves every entry into a new array of `new_bucket_count` buckets. All
     /// hashes are computed before anything moves, so a throwing hasher or
@@ -293,7 +299,7 @@ private:
             Layout::relocate(fresh[index].storage[lane], slot);
             fresh[index].tags[lane] = tag_of(hash);
         });
-        if (buckets_ != empty_bucket()) deallocate(buckets_);
+        if (buckets_ != empty_bucket()) deallocate(buckets_, bucket_count());
         buckets_ = fresh;
         bucket_mask_ = fresh_mask;
         max_size_ = max_size_for(new_bucket_count);
@@ -308,7 +314,7 @@ private:
     void release() noexcept {
         if (buckets_ == empty_bucket()) return;
         for_each([this](Slot& slot) { Layout::destroy(memory_, slot); });
-        deallocate(buckets_);
+        deallocate(buckets_, bucket_count());
     }
 
     // The first cache line changes only when the table grows or is cleared,
@@ -319,6 +325,7 @@ private:
     std::size_t max_size_ = 0;
     std::atomic<const Bucket*> hint_buckets_{empty_bucket()};
     std::atomic<std::size_t> hint_mask_{0};
+    BucketArrayPool* bucket_pool_ = nullptr;
     alignas(64) std::size_t size_ = 0;
     typename Layout::Memory memory_;
 };

@@ -14,6 +14,8 @@
 // kLargestPooled bytes come from operator new directly.
 #pragma once
 
+#include <kvstore/detail/asan_poison.hpp>
+
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -25,38 +27,7 @@
 #include <sys/mman.h>
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define KVSTORE_ARENA_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KVSTORE_ARENA_ASAN 1
-#endif
-#endif
-#if defined(KVSTORE_ARENA_ASAN)
-#include <sanitizer/asan_interface.h>
-#endif
-
 namespace kvstore::detail {
-
-// Marks memory that holds no live record, so that AddressSanitizer reports a
-// read of a freed record as it would for malloc'ed memory.
-inline void poison(const void* memory, std::size_t bytes) noexcept {
-#if defined(KVSTORE_ARENA_ASAN)
-    ASAN_POISON_MEMORY_REGION(memory, bytes);
-#else
-    (void)memory;
-    (void)bytes;
-#endif
-}
-
-inline void unpoison(const void* memory, std::size_t bytes) noexcept {
-#if defined(KVSTORE_ARENA_ASAN)
-    ASAN_UNPOISON_MEMORY_REGION(memory, bytes);
-#else
-    (void)memory;
-    (void)bytes;
-#endif
-}
 
 class ChunkPool {
 public:
