@@ -286,18 +286,23 @@ TEST_CASE("GrowthThroughManyRehashesKeepsEveryEntry", "[map]") {
 }
 
 TEST_CASE("ShardsGrowingThroughSharedBucketChunksKeepEveryEntry", "[map]") {
-    // With 8 shards, arrays of 256 KiB and up are packed into shared 2 MiB
-    // chunks: every shard grows through them, then erase and clear free them.
-    kvstore::ConcurrentMap<std::uint64_t, std::uint64_t> map({8, 0});
+    // With 16 shards, arrays of 128 KiB and up are packed into shared 2 MiB
+    // chunks: every shard grows through two sizes of them, then erase and clear free them.
+    kvstore::ConcurrentMap<std::uint64_t, std::uint64_t> map({16, 0});
     constexpr std::uint64_t kKeys = 400000;
-    for (std::uint64_t i = 0; i < kKeys; ++i) REQUIRE(map.insert(i, i * 3));
-    CHECK(map.shard_stats(0).capacity * 8 > kKeys);
-    for (std::uint64_t i = 0; i < kKeys; ++i) REQUIRE(map.get(i) == i * 3);
-    for (std::uint64_t i = 0; i < kKeys; i += 2) REQUIRE(map.erase(i));
-    for (std::uint64_t i = 0; i < kKeys; ++i) REQUIRE(map.contains(i) == (i % 2 == 1));
+    const auto count_where = [](auto&& wrong) {
+        std::uint64_t found = 0;
+        for (std::uint64_t i = 0; i < kKeys; ++i) found += wrong(i) ? 1 : 0;
+        return found;
+    };
+    CHECK(count_where([&](std::uint64_t i) { return !map.insert(i, i * 3); }) == 0);
+    CHECK(map.shard_stats(0).capacity * 16 > kKeys);
+    CHECK(count_where([&](std::uint64_t i) { return map.get(i) != i * 3; }) == 0);
+    CHECK(count_where([&](std::uint64_t i) { return i % 2 == 0 && !map.erase(i); }) == 0);
+    CHECK(count_where([&](std::uint64_t i) { return map.contains(i) != (i % 2 == 1); }) == 0);
     map.clear();
-    for (std::uint64_t i = 0; i < kKeys; ++i) REQUIRE(map.insert(i, i + 1));
-    for (std::uint64_t i = 0; i < kKeys; ++i) REQUIRE(map.get(i) == i + 1);
+    CHECK(count_where([&](std::uint64_t i) { return !map.insert(i, i + 1); }) == 0);
+    CHECK(count_where([&](std::uint64_t i) { return map.get(i) != i + 1; }) == 0);
 }
 
 TEST_CASE("EraseChurnLeavesNoResidue", "[map]") {
