@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -193,6 +194,23 @@ TEST_CASE("kvstore-cli runs the plain commands with exit codes a script can test
     CHECK(output == "OK\n42\nVALUE \"a value\"\nDELETED\nOK\n0\n");
 }
 
+namespace {
+
+// The server notices closed connections asynchronously: under a sanitizer on
+// a loaded machine, connections the test has just closed may still count
+// against max_connections for a while.
+bool answers_ping_soon(ServerProcess& server) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    std::string reply = server.cli({"PING"});
+    while (reply != "PONG" && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        reply = server.cli({"PING"});
+    }
+    return reply == "PONG";
+}
+
+}  // namespace
+
 TEST_CASE("Hostile input is answered with an error and a closed connection while the server stays up",
           "[server][limits]") {
     TempDir dir;
@@ -223,7 +241,7 @@ TEST_CASE("Hostile input is answered with an error and a closed connection while
         Socket socket(server.port());
         socket.send(garbage);
     }
-    CHECK(server.cli({"PING"}) == "PONG");
+    CHECK(answers_ping_soon(server));
     // A value over max_value_size is refused by the store; the connection stays.
     {
         Socket socket(server.port());
@@ -245,8 +263,7 @@ TEST_CASE("Hostile input is answered with an error and a closed connection while
         Socket extra(server.port());
         CHECK(extra.receive_until("\r\n") == "-ERR max number of clients reached\r\n");
         held.pop_back();
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        CHECK(server.cli({"PING"}) == "PONG");
+        CHECK(answers_ping_soon(server));
     }
 
     // Memory stays bounded: many connections that each park a request just
@@ -263,7 +280,7 @@ TEST_CASE("Hostile input is answered with an error and a closed connection while
     const long after = server.resident_kib();
     INFO("resident memory before " << before << " KiB, after " << after << " KiB");
     CHECK(after - before < 16 * 1024);
-    CHECK(server.cli({"PING"}) == "PONG");
+    CHECK(answers_ping_soon(server));
     CHECK(server.running());
 }
 
