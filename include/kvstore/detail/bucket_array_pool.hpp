@@ -48,7 +48,7 @@ public:
         const std::size_t stride = round_up(bytes, alignment);
         std::lock_guard<std::mutex> lock(mutex_);
         for (Chunk& chunk : chunks_)
-            if (chunk.stride == stride && chunk.live < chunk.capacity()) return chunk.take();
+            if (chunk.stride == stride && chunk.taken.count() < chunk.capacity()) return chunk.take();
         chunks_.reserve(chunks_.size() + 1);  // the only other thing that can throw
         chunks_.push_back(map(stride));
         return chunks_.back().take();
@@ -66,7 +66,7 @@ public:
             return address >= chunk.begin && address < chunk.begin + chunk.bytes;
         });
         owner->give_back(address);
-        if (owner->live == 0) {
+        if (owner->taken.none()) {
             unmap(*owner);
             chunks_.erase(owner);
         }
@@ -85,7 +85,6 @@ private:
         unsigned char* begin;
         std::size_t bytes;
         std::size_t stride;
-        std::size_t live;
         std::bitset<kMaxArraysPerChunk> taken;
 
         std::size_t capacity() const noexcept { return bytes / stride; }
@@ -94,7 +93,6 @@ private:
             std::size_t index = 0;
             while (taken[index]) ++index;
             taken[index] = true;
-            ++live;
             unsigned char* array = begin + index * stride;
             unpoison(array, stride);
             return array;
@@ -102,7 +100,6 @@ private:
 
         void give_back(unsigned char* array) noexcept {
             taken[static_cast<std::size_t>(array - begin) / stride] = false;
-            --live;
             poison(array, stride);
         }
     };
@@ -134,7 +131,7 @@ private:
         begin = static_cast<unsigned char*>(::operator new (bytes, std::align_val_t{kChunkBytes}));
 #endif
         poison(begin, bytes);
-        return Chunk{begin, bytes, stride, 0, {}};
+        return Chunk{begin, bytes, stride, {}};
     }
 
     static void unmap(const Chunk& chunk) noexcept {
