@@ -13,10 +13,10 @@
 //
 // checkpoint() writes a snapshot without stopping the store: it starts a new
 // log segment at LSN L, copies one shard at a time under that shard's shared
-// lock, makes the snapshot durable, then deletes the segments before L.
-// Changes made during the copy may or may not be in the snapshot; replaying
-// their records from L on gives the same state either way, because records
-// hold resulting values.
+// lock, makes the log durable up to the end of the copy and then the
+// snapshot, then deletes the segments before L. Changes made during the copy
+// may or may not be in the snapshot; replaying their records from L on gives
+// the same state either way, because records hold resulting values.
 //
 // A write may carry a time-to-live. Its record and snapshot entry hold the
 // absolute expiry, so a key keeps its deadline across restarts. An expired
@@ -998,6 +998,14 @@ private:
                     {bytes_of(key, key_bytes), bytes_of(Values::value(stored), value_bytes), Values::expiry(stored)});
             });
             status = writer.write_pending();
+        }
+        // The copy may hold changes whose records are not durable yet (a
+        // relaxed or deferred commit, or a write still waiting for its sync),
+        // some of a batch's keys in shards copied after it and some not. A
+        // crash would lose those records but not the snapshot, leaving the
+        // batch torn; so they are made durable before the snapshot is.
+        if constexpr (kLogs) {
+            if (status) status = log_->flush();
         }
         if (status) status = writer.finish();
         if (!status) return status;

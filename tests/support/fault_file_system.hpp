@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,6 +53,13 @@ public:
     void set_sync_delay(std::chrono::microseconds delay) {
         std::lock_guard<std::mutex> lock(mutex_);
         sync_delay_ = delay;
+    }
+
+    /// Calls `hook` with the file's path before every append, outside the
+    /// file system's lock, so that a test can act between a writer's steps.
+    void before_append(std::function<void(const std::string&)> hook) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        append_hook_ = std::move(hook);
     }
 
     /// Forgets everything not synced, as a power cut would. Until revive(),
@@ -230,6 +238,7 @@ private:
         Writable(FaultFileSystem& fs, std::string path, std::shared_ptr<File> file)
             : fs_(fs), path_(std::move(path)), file_(std::move(file)) {}
         Status append(std::string_view data) override {
+            fs_.run_append_hook(path_);
             std::lock_guard<std::mutex> lock(fs_.mutex_);
             Status status = fs_.take_fault("write", path_);
             write(status ? data : data.substr(0, data.size() / 2));
@@ -308,6 +317,15 @@ private:
         return slash == std::string::npos ? std::string() : path.substr(0, slash);
     }
 
+    void run_append_hook(const std::string& path) {
+        std::function<void(const std::string&)> hook;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            hook = append_hook_;
+        }
+        if (hook) hook(path);
+    }
+
     std::chrono::microseconds sync_delay() const {
         std::lock_guard<std::mutex> lock(mutex_);
         return sync_delay_;
@@ -331,6 +349,7 @@ private:
     std::optional<Fault> fault_;
     std::size_t largest_read_ = 0;
     std::chrono::microseconds sync_delay_{0};
+    std::function<void(const std::string&)> append_hook_;
     bool powered_ = true;
     bool mappable_ = false;
 };
