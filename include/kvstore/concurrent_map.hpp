@@ -572,6 +572,16 @@ public:
             return {LockedKeys(map_, first_, middle), LockedKeys(map_, middle, last_)};
         }
 
+        /// The indices of the shards held, ascending.
+        struct ShardRange {
+            const std::size_t* first;                                    ///< the lowest index
+            const std::size_t* last;                                     ///< one past the highest
+            const std::size_t* begin() const noexcept { return first; }  ///< the lowest index
+            const std::size_t* end() const noexcept { return last; }     ///< one past the highest
+        };
+        /// The indices of the shards held, ascending.
+        ShardRange shards() const noexcept { return {first_, last_}; }
+
     private:
         friend class ConcurrentMap;
         LockedKeys(ConcurrentMap& map, const std::vector<std::size_t>& shards)
@@ -581,14 +591,6 @@ public:
               first_(first),
               last_(last),
               contiguous_(first != last && last[-1] - first[0] == static_cast<std::size_t>(last - first) - 1) {}
-
-        struct ShardRange {
-            const std::size_t* first;
-            const std::size_t* last;
-            const std::size_t* begin() const noexcept { return first; }
-            const std::size_t* end() const noexcept { return last; }
-        };
-        ShardRange shards() const noexcept { return {first_, last_}; }
 
         template <class Lookup>
         Shard& locked_shard(std::uint64_t hash, const Lookup& lookup) {

@@ -16,7 +16,9 @@
 // lock, makes the log durable up to the end of the copy and then the
 // snapshot, then deletes the segments before L. Changes made during the copy
 // may or may not be in the snapshot; replaying their records from L on gives
-// the same state either way, because records hold resulting values.
+// the same state either way, because records hold resulting values. Under
+// None, with no records to complete it, a batch or clear that the copy is
+// between waits until the copy has passed its shards.
 //
 // A write may carry a time-to-live. Its record and snapshot entry hold the
 // absolute expiry, so a key keeps its deadline across restarts. An expired
@@ -30,6 +32,7 @@
 #include <kvstore/detail/apply_pipeline.hpp>
 #include <kvstore/detail/expiring_value.hpp>
 #include <kvstore/detail/gradual_remove.hpp>
+#include <kvstore/detail/shard_copy_cursor.hpp>
 #include <kvstore/detail/snapshot_file.hpp>
 #include <kvstore/durability.hpp>
 
@@ -360,10 +363,21 @@ public:
     Status clear() {
         Lsn lsn = 0;
         Status logged;
-        map_.clear_if([&] {
-            if constexpr (kLogs) logged = log_->append({LogRecordType::kClear, {}, {}, 0}, lsn);
-            return logged.is_ok();
-        });
+        const std::size_t last_shard = map_.shard_count() - 1;
+        for (;;) {
+            bool copy_between = false;
+            map_.clear_if([&] {
+                if constexpr (kLogs) {
+                    logged = log_->append({LogRecordType::kClear, {}, {}, 0}, lsn);
+                    return logged.is_ok();
+                } else {
+                    copy_between = !copy_cursor_.allows(0, last_shard);
+                    return !copy_between;
+                }
+            });
+            if (!copy_between) break;
+            copy_cursor_.wait_past(last_shard);
+        }
         return commit_logged(std::move(logged), lsn);
     }
 
@@ -786,20 +800,31 @@ private:
         }
         Lsn lsn = 0;
         Status logged;
-        map_.with_keys_locked(keys, [&](auto& locked) {
-            if constexpr (kLogs) {
-                logged = log_->append_batch(ops, lsn);
-                if (!logged) return;
-            }
-            for (std::size_t i = 0; i < keys.size(); ++i) {
-                if (values[i]) {
-                    locked.insert_or_assign(keys[i], stored_form(*values[i], expiries[i], scratch[i]));
-                    if (expiries[i] != kNoExpiry) note_expiring();
+        for (;;) {
+            std::optional<std::size_t> copy_between;  // the last shard locked, if a copy is between them
+            map_.with_keys_locked(keys, [&](auto& locked) {
+                if constexpr (kLogs) {
+                    logged = log_->append_batch(ops, lsn);
+                    if (!logged) return;
                 } else {
-                    locked.erase(keys[i]);
+                    const auto shards = locked.shards();
+                    if (!copy_cursor_.allows(*shards.begin(), shards.end()[-1])) {
+                        copy_between = shards.end()[-1];
+                        return;
+                    }
                 }
-            }
-        });
+                for (std::size_t i = 0; i < keys.size(); ++i) {
+                    if (values[i]) {
+                        locked.insert_or_assign(keys[i], stored_form(*values[i], expiries[i], scratch[i]));
+                        if (expiries[i] != kNoExpiry) note_expiring();
+                    } else {
+                        locked.erase(keys[i]);
+                    }
+                }
+            });
+            if (!copy_between) break;
+            copy_cursor_.wait_past(*copy_between);
+        }
         return commit_logged(std::move(logged), lsn);
     }
 
@@ -991,13 +1016,19 @@ private:
         const Expiry now = now_us();
         // A shard is encoded into memory under its shared lock, then written
         // with no lock held.
-        for (std::size_t shard = 0; status && shard < map_.shard_count(); ++shard) {
-            map_.for_each_in_shard(shard, [&](const auto& key, const auto& stored) {
-                if (expired_at(stored, now)) return;
-                writer.add(
-                    {bytes_of(key, key_bytes), bytes_of(Values::value(stored), value_bytes), Values::expiry(stored)});
-            });
-            status = writer.write_pending();
+        {
+            // Under None, changes to several shards consult the cursor: the
+            // snapshot is all that a crash leaves of them.
+            detail::ShardCopyCursor::Copy copy(copy_cursor_);
+            for (std::size_t shard = 0; status && shard < map_.shard_count(); ++shard) {
+                copy.visit(shard);
+                map_.for_each_in_shard(shard, [&](const auto& key, const auto& stored) {
+                    if (expired_at(stored, now)) return;
+                    writer.add({bytes_of(key, key_bytes), bytes_of(Values::value(stored), value_bytes),
+                                Values::expiry(stored)});
+                });
+                status = writer.write_pending();
+            }
         }
         // The copy may hold changes whose records are not durable yet (a
         // relaxed or deferred commit, or a write still waiting for its sync),
@@ -1503,6 +1534,11 @@ private:
     StoreRecovery recovery_;
     Expiry opened_at_ = 0;
     std::mutex checkpoint_mutex_;
+    // How far a running checkpoint has copied the shards. Under None a batch
+    // or clear waits rather than land between two shards' copies, as the
+    // snapshot would then hold it half (the logging policies' records of it,
+    // durable before the snapshot, complete it at recovery instead).
+    detail::ShardCopyCursor copy_cursor_;
     std::atomic<std::uint64_t> checkpoints_{0};
     std::atomic<std::uint64_t> snapshot_bytes_{0};
     std::uint64_t logged_at_begin_ = 0;  // the log's bytes when the running checkpoint began; checkpoint_mutex_

@@ -534,7 +534,7 @@ TEST_CASE("MixedRecordSizesChurnMatchesTheModel", "[map][memory]") {
     CHECK(contents_of(map) == model);
 }
 
-TEST_CASE("with_keys_locked changes several keys under their shards' locks; clear_if clears only when told to",
+TEST_CASE("with_keys_locked changes several keys under their shards' locks, and clear_if clears only when told to",
           "[map]") {
     kvstore::ConcurrentMap<std::string, int> map(kvstore::MapOptions{16, 0});
     map.insert("stays", 1);

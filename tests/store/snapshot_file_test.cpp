@@ -217,7 +217,7 @@ TEST_CASE("An unfinished snapshot leaves only a temporary file", "[snapshot]") {
     CHECK(lsn == 5);
 }
 
-TEST_CASE("A finished snapshot survives a power cut; a failed sync, rename or directory sync is reported",
+TEST_CASE("A finished snapshot survives a power cut, and a failed sync, rename or directory sync is reported",
           "[snapshot]") {
     const std::vector<OwnedEntry> entries{{"a", "1", 0}, {"b", "2", 77}};
     const std::string path = kDir + "/" + snapshot::file_name(3);

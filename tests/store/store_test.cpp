@@ -5,6 +5,7 @@
 
 #include <kvstore/store.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -431,6 +432,51 @@ TEST_CASE("A checkpoint holds no change that a crash could still take from the l
         if (!left || left != fixture.store->get("right-" + std::to_string(pair))) ++torn;
     }
     CHECK(torn == 0);
+}
+
+TEST_CASE("Under None, a checkpoint holds each batch and clear whole or not at all", "[store]") {
+    StoreFixture<None> fixture;
+    // The snapshot's appends are slowed down, so that the writer below gets
+    // in between the copies of the shards.
+    fixture.fs.before_append([](const std::string& path) {
+        if (path.find(".tmp") != std::string::npos) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    });
+    constexpr int kPairs = 32;
+    for (int round = 0; round < 20; ++round) {
+        REQUIRE(fixture.reopen());
+        auto& store = *fixture.store;
+        // Enough to fill a snapshot block in each of the 4 shards: the
+        // snapshot is then appended to between the copies of the shards.
+        for (int i = 0; i < 512; ++i) REQUIRE(store.put("filler-" + std::to_string(i), std::string(1024, 'f')));
+        std::atomic<bool> stop{false};
+        std::atomic<int> failed{0};
+        std::thread writer([&] {
+            for (long i = 0; !stop.load(); ++i) {
+                if (i % 64 == 63) {
+                    if (!store.clear()) ++failed;
+                    continue;
+                }
+                const std::string pair = std::to_string(i % kPairs);
+                WriteBatch<std::string, std::string> batch;
+                batch.put("left-" + pair, std::to_string(i));
+                batch.put("right-" + pair, std::to_string(i));
+                if (!store.write(batch)) ++failed;
+            }
+        });
+        const Status checkpointed = store.checkpoint();
+        stop = true;
+        writer.join();
+        REQUIRE(checkpointed);
+        CHECK(failed == 0);
+
+        REQUIRE(fixture.reopen());
+        int torn = 0;
+        for (int pair = 0; pair < kPairs; ++pair)
+            if (fixture.store->get("left-" + std::to_string(pair)) !=
+                fixture.store->get("right-" + std::to_string(pair)))
+                ++torn;
+        CHECK(torn == 0);
+    }
 }
 
 TEST_CASE("A checkpoint cut while it removes a large old segment step by step reopens to the right state",

@@ -120,8 +120,8 @@ TEMPLATE_TEST_CASE("Writes treat an expired key as absent", "[store][ttl]", None
     CHECK(store.size() == 1);
 }
 
-TEMPLATE_TEST_CASE("put clears an expiry; update, compare_and_set and expire keep or set it", "[store][ttl]", SyncWAL,
-                   GroupCommitWAL) {
+TEMPLATE_TEST_CASE("put clears an expiry, and update, compare_and_set and expire keep or set it", "[store][ttl]",
+                   SyncWAL, GroupCommitWAL) {
     TtlFixture<TestType> fixture;
     REQUIRE(fixture.open());
     auto& store = *fixture.store;

@@ -152,7 +152,7 @@ TEST_CASE("A failed directory sync fails the open that creates a segment, and a 
     CHECK(keys_of(replayed) == std::set<std::string>{"before"});
 }
 
-TEST_CASE("A segment that fills up is rotated; a failure there fails the log but not the synced group",
+TEST_CASE("A segment that fills up is rotated, and a failure there fails the log but not the synced group",
           "[wal][failure]") {
     FaultFileSystem fs;
     LogOptions options;

@@ -111,7 +111,7 @@ TEST_CASE("Log files are private by default and take the modes asked for", "[wal
     CHECK(mode_of(scratch.path() + "/shared/wal-00000000000000000001.log") == 0640);
 }
 
-TEST_CASE("A readable file maps its bytes, which outlive the file object; an empty or short file does not map",
+TEST_CASE("A readable file maps its bytes, which outlive the file object, and an empty or short file does not map",
           "[wal][posix]") {
     test::TempDir scratch;
     FileSystem& fs = default_file_system();

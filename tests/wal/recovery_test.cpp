@@ -378,7 +378,7 @@ TEST_CASE("Preallocated zeros after the last record are the end of the log, not 
     CHECK(reopen(torn, RecoveryMode::kAbsoluteConsistency, replayed, report).code() == StatusCode::kOk);
 }
 
-TEST_CASE("A mapped segment's payloads outlive the replay while their owner is kept; read ones only the call",
+TEST_CASE("A mapped segment's payloads outlive the replay while their owner is kept, and read ones only the call",
           "[wal][recovery]") {
     FaultFileSystem fs;
     write_log(fs);
