@@ -557,11 +557,7 @@ public:
 
         /// Whether the key whose ConcurrentMap::key_hash is `hash` lies in
         /// one of the shards this object holds.
-        bool holds(std::uint64_t hash) const {
-            const std::size_t index = map_.shard_index(hash);
-            if (contiguous_) return index - *first_ < static_cast<std::size_t>(last_ - first_);
-            return std::binary_search(first_, last_, index);
-        }
+        bool holds(std::uint64_t hash) const { return holds_shard(map_.shard_index(hash)); }
 
         /// Divides the shards held between two LockedKeys, the first taking
         /// `count` of them (or all if there are fewer), so that two threads
@@ -600,8 +596,14 @@ public:
 #else
             (void)lookup;
 #endif
-            if (!holds(hash)) throw std::logic_error("kvstore::ConcurrentMap: a key outside the shards held");
-            return map_.shards_[map_.shard_index(hash)];
+            const std::size_t index = map_.shard_index(hash);
+            if (!holds_shard(index)) throw std::logic_error("kvstore::ConcurrentMap: a key outside the shards held");
+            return map_.shards_[index];
+        }
+
+        bool holds_shard(std::size_t index) const {
+            if (contiguous_) return index - *first_ < static_cast<std::size_t>(last_ - first_);
+            return std::binary_search(first_, last_, index);
         }
 
         ConcurrentMap& map_;

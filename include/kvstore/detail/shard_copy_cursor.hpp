@@ -3,6 +3,7 @@
 // between the copies of two of them.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <limits>
@@ -32,16 +33,21 @@ public:
         ShardCopyCursor& cursor_;
     };
 
-    bool allows(std::size_t first, std::size_t last) const {
+    // REQUIRES: the locks of shards first..last held. A relaxed load is
+    // enough: the copy announced a shard before taking its lock, so a change
+    // holding a lock the copy has released sees that announcement or a later
+    // one. With no copy running this is one load of a line nobody writes.
+    bool allows(std::size_t first, std::size_t last) const noexcept {
         if (first == last) return true;  // one shard is copied whole, before the change or after it
-        std::lock_guard<std::mutex> lock(mutex_);
-        return next_ < first || next_ > last;
+        const std::size_t next = next_.load(std::memory_order_relaxed);
+        return next < first || next > last;
     }
 
-    // REQUIRES: no shard lock held, or the copy could not move on.
+    // REQUIRES: no shard lock held, and not called by the copying thread:
+    // either would keep the copy from moving on.
     void wait_past(std::size_t last) const {
         std::unique_lock<std::mutex> lock(mutex_);
-        moved_.wait(lock, [&] { return next_ > last; });
+        moved_.wait(lock, [&] { return next_.load(std::memory_order_relaxed) > last; });
     }
 
 private:
@@ -50,14 +56,14 @@ private:
     void move_to(std::size_t next) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            next_ = next;
+            next_.store(next, std::memory_order_relaxed);
         }
         moved_.notify_all();
     }
 
-    mutable std::mutex mutex_;
+    mutable std::mutex mutex_;  // for the waiters
     mutable std::condition_variable moved_;
-    std::size_t next_ = kIdle;  // the shard announced last; kIdle while no copy runs
+    std::atomic<std::size_t> next_{kIdle};  // the shard announced last; kIdle while no copy runs
 };
 
 }  // namespace kvstore::detail
