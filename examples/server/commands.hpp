@@ -218,9 +218,20 @@ private:
         reply.status("OK");
     }
 
+    // One MGET may name a large value many times over: its reply is given
+    // up past max_reply_size, as a request is past max_query_buffer.
     void mget(const Args& args, Session&, Reply& reply) {
+        const std::size_t start = reply.size();
+        const std::size_t limit = state_.config.max_reply_size;
         reply.array(args.size() - 1);
-        for (std::size_t i = 1; i < args.size(); ++i) reply_value(args[i], reply);
+        for (std::size_t i = 1; i < args.size(); ++i) {
+            reply_value(args[i], reply);
+            if (reply.size() - start > limit) {
+                reply.discard_from(start);
+                return reply.error("ERR the reply to MGET would exceed max_reply_size (" + std::to_string(limit) +
+                                   " bytes)");
+            }
+        }
     }
 
     // INCR, DECR, INCRBY, DECRBY: the number is parsed and stored as text,
@@ -406,6 +417,7 @@ private:
             {"max_value_size", std::to_string(c.max_value_size)},
             {"proto-max-bulk-len", std::to_string(c.limits.max_bulk_length)},
             {"client-query-buffer-limit", std::to_string(c.limits.max_query_buffer)},
+            {"max_reply_size", std::to_string(c.max_reply_size)},
             {"databases", "1"},
         };
         const std::string pattern(args[2]);

@@ -42,6 +42,7 @@ struct ServerConfig {
     std::string requirepass;
     std::size_t threads = 0;  // 0: one per core
     RequestLimits limits{std::size_t{256} << 20, std::size_t{64} << 20, std::size_t{1} << 20};
+    std::size_t max_reply_size = std::size_t{256} << 20;  // one MGET's reply
 };
 
 inline const char* durability_name(DurabilityMode mode) {
@@ -134,6 +135,7 @@ public:
         setters_["max_query_buffer"] = size(config_.limits.max_query_buffer);
         setters_["max_bulk_length"] = size(config_.limits.max_bulk_length);
         setters_["max_arguments"] = size(config_.limits.max_arguments);
+        setters_["max_reply_size"] = size(config_.max_reply_size);
     }
 
     /// The names a file or the command line may set.

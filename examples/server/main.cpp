@@ -29,7 +29,8 @@ const char* const kUsage =
     "  max_connections (10000)  max_key_size (64k)  max_value_size (64m)  num_shards\n"
     "  wal_buffer_size (16m)  checkpoint_bytes (64m)  checkpoint_growth (100, percent)\n"
     "  requirepass  threads (one per core)\n"
-    "  max_query_buffer (256m)  max_bulk_length (64m)  max_arguments (1048576)\n";
+    "  max_query_buffer (256m)  max_bulk_length (64m)  max_arguments (1048576)\n"
+    "  max_reply_size (256m)\n";
 
 kvstore::StoreOptions store_options(const ServerConfig& config) {
     kvstore::StoreOptions options;

@@ -268,6 +268,10 @@ public:
     Reply(std::string& out, bool plain) : out_(out), plain_(plain) {}
 
     bool plain() const noexcept { return plain_; }
+    /// The bytes of replies written so far, a mark for discard_from.
+    std::size_t size() const noexcept { return out_.size(); }
+    /// Drops what was written after `mark`: a reply given up half way.
+    void discard_from(std::size_t mark) { out_.resize(mark); }
 
     /// A status word: "+OK" in RESP, "OK" in text.
     void status(std::string_view word) {

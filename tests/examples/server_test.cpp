@@ -215,7 +215,7 @@ TEST_CASE("Hostile input is answered with an error and a closed connection while
           "[server][limits]") {
     TempDir dir;
     ServerProcess server(in_dir(dir, {"--max_bulk_length", "1024", "--max_query_buffer", "64k", "--max_arguments", "16",
-                                      "--max_connections", "8", "--max_value_size", "512"}));
+                                      "--max_connections", "8", "--max_value_size", "512", "--max_reply_size", "4k"}));
     const auto refused = [&](const std::string& input, const std::string& reason) {
         Socket socket(server.port());
         socket.send(input);
@@ -249,6 +249,19 @@ TEST_CASE("Hostile input is answered with an error and a closed connection while
         const std::string reply = socket.receive_until("+PONG\r\n");
         CHECK(reply.find("-ERR ") == 0);
         CHECK(reply.find("max_value_size") != std::string::npos);
+    }
+    // An MGET naming a large value many times over is refused past
+    // max_reply_size, none of its reply sent; the connection stays.
+    {
+        Socket socket(server.port());
+        const std::string big(500, 'b');
+        std::vector<std::string> many{"MGET"};
+        many.resize(16, "big");  // the most max_arguments allows: 15 x 507 reply bytes
+        REQUIRE(socket.send(resp({"SET", "big", big}) + resp(many) + resp({"MGET", "big", "big"}) + resp({"PING"})));
+        const std::string value = "$500\r\n" + big + "\r\n";
+        CHECK(socket.receive_until("+PONG\r\n") ==
+              "+OK\r\n-ERR the reply to MGET would exceed max_reply_size (4096 bytes)\r\n*2\r\n" + value + value +
+                  "+PONG\r\n");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the connections above are gone
 
