@@ -1020,13 +1020,16 @@ private:
             // Under None, changes to several shards consult the cursor: the
             // snapshot is all that a crash leaves of them.
             detail::ShardCopyCursor::Copy copy(copy_cursor_);
+            copy.visit(0);
             for (std::size_t shard = 0; status && shard < map_.shard_count(); ++shard) {
-                copy.visit(shard);
                 map_.for_each_in_shard(shard, [&](const auto& key, const auto& stored) {
                     if (expired_at(stored, now)) return;
                     writer.add({bytes_of(key, key_bytes), bytes_of(Values::value(stored), value_bytes),
                                 Values::expiry(stored)});
                 });
+                // The shard is in memory: a change waiting for the copy to
+                // pass it need not wait for the disk as well.
+                copy.visit(shard + 1);
                 status = writer.write_pending();
             }
         }

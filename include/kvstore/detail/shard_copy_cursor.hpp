@@ -12,8 +12,9 @@
 namespace kvstore::detail {
 
 // A copy makes a ShardCopyCursor::Copy and calls its visit(s) before it
-// takes shard s's lock, for s = 0, 1, 2… in order; destroying the Copy ends
-// it. A change that holds the locks of shards first..last may apply when
+// takes shard s's lock and after it is done with shard s - 1, for s = 0, 1,
+// 2… in order (visit(n) after the last of n shards); destroying the Copy
+// ends it. A change that holds the locks of shards first..last may apply when
 // allows(first, last): the copy has then announced none of them yet, so it
 // will take all of them after the change, or has announced a shard past
 // them, so it took all of them before. Otherwise the change releases its
