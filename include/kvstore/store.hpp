@@ -363,21 +363,16 @@ public:
     Status clear() {
         Lsn lsn = 0;
         Status logged;
-        const std::size_t last_shard = map_.shard_count() - 1;
-        for (;;) {
-            bool copy_between = false;
+        copy_cursor_.apply_whole([&](auto copy_between) {
             map_.clear_if([&] {
                 if constexpr (kLogs) {
                     logged = log_->append({LogRecordType::kClear, {}, {}, 0}, lsn);
                     return logged.is_ok();
                 } else {
-                    copy_between = !copy_cursor_.allows(0, last_shard);
-                    return !copy_between;
+                    return !copy_between(0, map_.shard_count() - 1);
                 }
             });
-            if (!copy_between) break;
-            copy_cursor_.wait_past(last_shard);
-        }
+        });
         return commit_logged(std::move(logged), lsn);
     }
 
@@ -800,18 +795,14 @@ private:
         }
         Lsn lsn = 0;
         Status logged;
-        for (;;) {
-            std::optional<std::size_t> copy_between;  // the last shard locked, if a copy is between them
+        copy_cursor_.apply_whole([&](auto copy_between) {
             map_.with_keys_locked(keys, [&](auto& locked) {
                 if constexpr (kLogs) {
                     logged = log_->append_batch(ops, lsn);
                     if (!logged) return;
                 } else {
                     const auto shards = locked.shards();
-                    if (!copy_cursor_.allows(*shards.begin(), shards.end()[-1])) {
-                        copy_between = shards.end()[-1];
-                        return;
-                    }
+                    if (copy_between(*shards.begin(), shards.end()[-1])) return;
                 }
                 for (std::size_t i = 0; i < keys.size(); ++i) {
                     if (values[i]) {
@@ -822,9 +813,7 @@ private:
                     }
                 }
             });
-            if (!copy_between) break;
-            copy_cursor_.wait_past(*copy_between);
-        }
+        });
         return commit_logged(std::move(logged), lsn);
     }
 

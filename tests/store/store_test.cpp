@@ -389,6 +389,17 @@ TEMPLATE_TEST_CASE("A batch applies all its writes as one, and clear is logged",
     }
 }
 
+namespace {
+
+// Enough to fill a snapshot block in each of a fixture's 4 shards: the
+// snapshot is then appended to between the copies of the shards.
+template <class Store>
+void fill_a_snapshot_block_per_shard(Store& store) {
+    for (int i = 0; i < 512; ++i) REQUIRE(store.put("filler-" + std::to_string(i), std::string(1024, 'f')));
+}
+
+}  // namespace
+
 TEST_CASE("A checkpoint holds no change that a crash could still take from the log", "[store]") {
     // Relaxed commits acknowledge a write before its record is durable, so
     // the batches written during the checkpoint below are lost from the log
@@ -397,9 +408,7 @@ TEST_CASE("A checkpoint holds no change that a crash could still take from the l
     fixture.options.log.flush_interval = std::chrono::hours(1);
     REQUIRE(fixture.open());
     auto& store = *fixture.store;
-    // Enough to fill a snapshot block in each of the 4 shards: the snapshot
-    // is then appended to between the copies of the shards.
-    for (int i = 0; i < 512; ++i) REQUIRE(store.put("filler-" + std::to_string(i), std::string(1024, 'f')));
+    fill_a_snapshot_block_per_shard(store);
     constexpr int kPairs = 32;
     int batches = 0;
     auto write_pairs = [&] {
@@ -447,9 +456,7 @@ TEST_CASE("Under None, a checkpoint holds each batch and clear whole or not at a
     for (int round = 0; round < 20; ++round) {
         REQUIRE(fixture.reopen());
         auto& store = *fixture.store;
-        // Enough to fill a snapshot block in each of the 4 shards: the
-        // snapshot is then appended to between the copies of the shards.
-        for (int i = 0; i < 512; ++i) REQUIRE(store.put("filler-" + std::to_string(i), std::string(1024, 'f')));
+        fill_a_snapshot_block_per_shard(store);
         std::atomic<bool> stop{false};
         std::atomic<int> failed{0};
         std::thread writer([&] {
