@@ -45,9 +45,10 @@ inline int run_command(const std::string& command, std::string& output) {
 /// A running kvstore-server on a port the system chose.
 class ServerProcess {
 public:
-    /// Starts the server with `args` (--port 0 is added) and waits until it
-    /// listens.
-    explicit ServerProcess(const std::vector<std::string>& args) {
+    /// Starts the server with `args` (--port 0 is added) and the variables
+    /// of `environment` ("NAME=value") added to its environment, and waits
+    /// until it listens.
+    explicit ServerProcess(const std::vector<std::string>& args, std::vector<std::string> environment = {}) {
         int err[2];
         REQUIRE(::pipe(err) == 0);
         pid_ = ::fork();
@@ -56,6 +57,7 @@ public:
             ::dup2(err[1], STDERR_FILENO);
             ::close(err[0]);
             ::close(err[1]);
+            for (std::string& variable : environment) ::putenv(variable.data());
             std::vector<std::string> all{KVSTORE_SERVER_PATH, "--port", "0"};
             all.insert(all.end(), args.begin(), args.end());
             std::vector<char*> argv;
