@@ -90,8 +90,14 @@ CheckpointUnderLoad checkpoint_under_load(const std::string& dir, const kvstore:
             auto next_put = Clock::now();
             while (!stop.load(std::memory_order_relaxed)) {
                 if (rate > 0) {
+                    // Sleeping, not spinning, while ahead of the rate: a
+                    // spinning writer would take a core from the checkpoint
+                    // and the log thread, and its puts would then wait for
+                    // the scheduler rather than for the store. The sleep is
+                    // coarser than the period, so puts come in short bursts
+                    // that keep the rate.
                     next_put += period;
-                    while (Clock::now() < next_put) std::this_thread::yield();
+                    if (Clock::now() < next_put) std::this_thread::sleep_until(next_put);
                 }
                 const std::uint64_t done_before = checkpoints_done.load();
                 const bool running_before = checkpoints_started.load() != done_before;

@@ -119,6 +119,27 @@ TEST_CASE("A snapshot round-trips every entry, expiry included, across blocks", 
     CHECK(read_back.empty());
 }
 
+TEST_CASE("Room reserved between adds leaves the snapshot's bytes unchanged", "[snapshot]") {
+    const std::vector<OwnedEntry> entries = sample_entries();
+    FaultFileSystem plain;
+    REQUIRE(write_snapshot(plain, 9, entries));
+
+    // Blocks stay pending across the reserves, which must keep them.
+    FaultFileSystem reserving;
+    REQUIRE(reserving.create_dir(kDir, 0700));
+    snapshot::Writer writer(reserving, kDir, 9, 0600);
+    REQUIRE(writer.open());
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        if (i % 500 == 0) writer.reserve(i * 700);
+        writer.add({entries[i].key, entries[i].value, entries[i].expiry});
+        if (i % 1500 == 1499) REQUIRE(writer.write_pending());
+    }
+    REQUIRE(writer.finish());
+
+    const std::string path = kDir + "/" + snapshot::file_name(9);
+    CHECK(reserving.contents(path) == plain.contents(path));
+}
+
 TEST_CASE("A cut or a flipped bit anywhere in a snapshot is refused with file, offset and reason", "[snapshot]") {
     FaultFileSystem pristine;
     std::vector<OwnedEntry> entries = sample_entries();

@@ -118,6 +118,16 @@ public:
         if (block_.size() - kBlockHeaderSize >= kBlockTarget) seal_block();
     }
 
+    /// Makes room for `bytes` more of encoded entries and touches it, so
+    /// that the add() calls filling it neither allocate nor fault in fresh
+    /// pages: a caller adding under a lock then holds it only to copy.
+    void reserve(std::size_t bytes) {
+        const std::size_t used = pending_.size();
+        if (pending_.capacity() - used >= bytes) return;
+        pending_.resize(used + bytes);
+        pending_.resize(used);
+    }
+
     /// Writes the blocks completed so far; syncs if kSyncEvery bytes were
     /// written since the last sync.
     Status write_pending() {
