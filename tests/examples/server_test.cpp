@@ -86,6 +86,7 @@ TEST_CASE("redis-cli runs every command the server offers", "[server][redis-cli]
     CHECK(server.cli({"DBSIZE"}) == "5");  // k t p counter big
     CHECK(server.cli({"INFO"}).find("redis_version:") != std::string::npos);
     CHECK(server.cli({"INFO"}).find("wal_syncs:") != std::string::npos);
+    CHECK(server.cli({"INFO"}).find("db0:keys=5") != std::string::npos);
     CHECK(as_number(server.cli({"COMMAND", "COUNT"})) > 30);
     CHECK(server.cli({"CONFIG", "GET", "appendonly"}) == "appendonly\nyes");
     CHECK(server.cli({"CONFIG", "GET", "save"}) == "save\n");
