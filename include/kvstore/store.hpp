@@ -690,10 +690,12 @@ private:
         return write(expiry);
     }
 
+    // The one expiry rule: a deadline at or before `now` has passed.
+    static bool deadline_passed(Expiry expiry, Expiry now) noexcept { return expiry != kNoExpiry && expiry <= now; }
+
     template <class S>
     static bool expired_at(const S& stored, Expiry now) noexcept {
-        const Expiry expiry = Values::expiry(stored);
-        return expiry != kNoExpiry && expiry <= now;
+        return deadline_passed(Values::expiry(stored), now);
     }
 
     // The clock is read only for keys that have an expiry.
@@ -711,7 +713,7 @@ private:
     bool noted_expired(Expiry expiry, Expiry now) noexcept {
         if (expiry == kNoExpiry) return false;
         note_expiring();
-        return expiry <= now;
+        return deadline_passed(expiry, now);
     }
 
     // Calls read(value, expiry) on the key's value under the shared lock if
@@ -1079,7 +1081,7 @@ private:
         std::uint64_t entries = 0;
         if (status) {
             status = detail::snapshot::read(fs_, path, their_lsn, entries, [&](const detail::snapshot::Entry& entry) {
-                if (!status || (entry.expiry != kNoExpiry && entry.expiry <= now)) return;
+                if (!status || deadline_passed(entry.expiry, now)) return;
                 writer.add(entry);
                 status = writer.write_pending();
             });
