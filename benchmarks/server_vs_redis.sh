@@ -4,7 +4,13 @@
 #   off      kvstore --durability none      redis: no RDB, no AOF
 #   durable  kvstore --durability group     redis: appendfsync always
 #   relaxed  kvstore --durability relaxed   redis: appendfsync everysec
-# each with and without -P 16. Prints a Markdown table with the ratios.
+# each with and without -P 16. Prints a Markdown table with the ratios, a
+# row per round, then (with more than one round) each cell's median. Rounds
+# alternate which server goes first, so that drift in the machine's speed
+# does not favour one. Each row also gives the CPU time each server used per
+# request (its user + system time over the requests): with the client on the
+# same two cores, unpipelined throughput is mostly the client's, and this is
+# the server's own cost.
 #
 #   benchmarks/server_vs_redis.sh build/bench/examples/kvstore-server [requests] [rounds]
 set -euo pipefail
@@ -17,6 +23,7 @@ command -v redis-server >/dev/null || { echo "redis-server not found (Debian: re
 
 work=$(mktemp -d)
 pid=
+rows="$work/rows"
 cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
@@ -35,12 +42,32 @@ stop_server() {
     pid=
 }
 
-# bench PORT PIPELINE: prints "SET_rps GET_rps"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# bench PORT PIPELINE: prints "SET_rps GET_rps server_cpu_us_per_request"
 bench() {
-    local pipeline=()
+    local pipeline=() before after
     [[ $2 -gt 1 ]] && pipeline=(-P "$2")
+    before=$(cpu_ticks "$pid")
     redis-benchmark -p "$1" -t set,get -n "$requests" -r 1000000 -d 100 -c 50 "${pipeline[@]}" --csv |
-        awk -F'","' '/^"SET/ {set=$2} /^"GET/ {get=$2} END {printf "%.0f %.0f\n", set, get}'
+        awk -F'","' '/^"SET/ {set=$2} /^"GET/ {get=$2} END {printf "%.0f %.0f ", set, get}'
+    after=$(cpu_ticks "$pid")
+    awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+        'BEGIN {printf "%.1f\n", ticks / hz * 1e6 / (2 * n)}'
+}
+
+run_kvstore() {  # durability pipeline
+    start_kvstore "$1"
+    read -r kv_set kv_get kv_cpu < <(bench 7479 "$2")
+    stop_server
+}
+
+run_redis() {  # pipeline redis-arguments...
+    local pipeline=$1
+    shift
+    start_redis "$@"
+    read -r redis_set redis_get redis_cpu < <(bench 7480 "$pipeline")
+    stop_server
 }
 
 start_kvstore() {  # durability
@@ -57,22 +84,49 @@ start_redis() {  # redis persistence arguments...
     wait_for_port 7480
 }
 
-echo "| persistence | -P | kvstore SET/s | redis SET/s | SET ratio | kvstore GET/s | redis GET/s | GET ratio |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| round | persistence | -P | kvstore SET/s | redis SET/s | SET ratio | kvstore GET/s | redis GET/s | GET ratio | CPU µs/request kvstore / redis |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for round in $(seq "$rounds"); do
     for pairing in "off none --appendonly no" "durable group --appendonly yes --appendfsync always" \
         "relaxed relaxed --appendonly yes --appendfsync everysec"; do
         read -r name durability redis_args <<<"$pairing"
         for pipeline in 1 16; do
-            start_kvstore "$durability"
-            read -r kv_set kv_get < <(bench 7479 "$pipeline")
-            stop_server
             # shellcheck disable=SC2086
-            start_redis $redis_args
-            read -r redis_set redis_get < <(bench 7480 "$pipeline")
-            stop_server
-            awk -v n="$name" -v p="$pipeline" -v ks="$kv_set" -v rs="$redis_set" -v kg="$kv_get" -v rg="$redis_get" \
-                'BEGIN {printf "| %s | %d | %d | %d | %.2f | %d | %d | %.2f |\n", n, p, ks, rs, ks/rs, kg, rg, kg/rg}'
+            if ((round % 2 == 1)); then
+                run_kvstore "$durability" "$pipeline"
+                run_redis "$pipeline" $redis_args
+            else
+                run_redis "$pipeline" $redis_args
+                run_kvstore "$durability" "$pipeline"
+            fi
+            echo "$name $pipeline $kv_set $redis_set $kv_get $redis_get $kv_cpu $redis_cpu" >>"$rows"
+            awk -v r="$round" -v n="$name" -v p="$pipeline" -v ks="$kv_set" -v rs="$redis_set" -v kg="$kv_get" \
+                -v rg="$redis_get" -v kc="$kv_cpu" -v rc="$redis_cpu" \
+                'BEGIN {printf "| %d | %s | %d | %d | %d | %.2f | %d | %d | %.2f | %.1f / %.1f |\n", r, n, p, ks, rs, ks/rs, kg, rg, kg/rg, kc, rc}'
         done
     done
+done
+
+((rounds > 1)) || exit 0
+echo
+echo "Median of $rounds rounds per cell (each ratio is the median of the rounds' ratios):"
+echo
+echo "| persistence | -P | kvstore SET/s | redis SET/s | SET ratio | kvstore GET/s | redis GET/s | GET ratio | CPU µs/request kvstore / redis |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for cell in "off 1" "off 16" "durable 1" "durable 16" "relaxed 1" "relaxed 16"; do
+    awk -v cell="$cell" '
+        function median(list, count,    sorted, i, j, t) {
+            for (i = 1; i <= count; ++i) sorted[i] = list[i]
+            for (i = 2; i <= count; ++i)
+                for (j = i; j > 1 && sorted[j - 1] > sorted[j]; --j) { t = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = t }
+            return count % 2 ? sorted[(count + 1) / 2] : (sorted[count / 2] + sorted[count / 2 + 1]) / 2
+        }
+        $1 " " $2 == cell {
+            ++n; ks[n] = $3; rs[n] = $4; sr[n] = $3 / $4; kg[n] = $5; rg[n] = $6; gr[n] = $5 / $6; kc[n] = $7; rc[n] = $8
+        }
+        END {
+            split(cell, c, " ")
+            printf "| %s | %d | %d | %d | %.2f | %d | %d | %.2f | %.1f / %.1f |\n", c[1], c[2], median(ks, n), median(rs, n),
+                median(sr, n), median(kg, n), median(rg, n), median(gr, n), median(kc, n), median(rc, n)
+        }' "$rows"
 done

@@ -196,23 +196,17 @@ private:
                 return write();
             }
             make_room(std::min(limit, std::max(needed_, pending + kMinRead)));
-            // Wait for readiness, then read without blocking: reading at once
-            // after a reply would mostly find nothing and cost a syscall.
-            socket_.async_wait(asio::socket_base::wait_read,
-                               [self = this->shared_from_this()](const asio::error_code& ec) {
-                                   if (ec) return self->close();
-                                   self->read_ready();
-                               });
-        }
-
-        void read_ready() {
-            const std::size_t room = std::min(in_.size(), server_.config_.limits.max_query_buffer) - end_;
-            asio::error_code ec;
-            const std::size_t n = socket_.read_some(asio::buffer(in_.data() + end_, room), ec);
-            if (ec == asio::error::would_block || ec == asio::error::try_again) return read();
-            if (ec) return close();
-            end_ += n;
-            process();
+            // ASIO reads at once only if the last read may have left bytes
+            // behind; after a short read it waits for the socket's readiness
+            // with no call to the kernel (an async_wait would cost an
+            // epoll_ctl per request).
+            const std::size_t room = std::min(in_.size(), limit) - end_;
+            socket_.async_read_some(asio::buffer(in_.data() + end_, room),
+                                    [self = this->shared_from_this()](const asio::error_code& ec, std::size_t n) {
+                                        if (ec) return self->close();
+                                        self->end_ += n;
+                                        self->process();
+                                    });
         }
 
         // Moves the pending bytes to the front and sizes the buffer to hold
