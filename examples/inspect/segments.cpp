@@ -104,7 +104,7 @@ struct SegmentCheck {
     bool newest = false;
     bool read_by_open = true;  // false for segments before the one Store::open starts at
     Lsn replay_from = 0;
-    Lsn last_before = 0;  // the LSN the previous segment ended at; 0: expect name_lsn first
+
 
     std::uint64_t size = 0;
     std::uint64_t records = 0;
@@ -112,6 +112,7 @@ struct SegmentCheck {
     Lsn last = 0;
     std::uint64_t zero_tail = 0;
     bool empty = false;
+    bool follows_set_aside = false;  // the header's flag: LSNs before it were set aside on purpose
     std::vector<Finding> findings;
     bool fails_open = false;
     std::string open_anyway;  // how another recovery mode opens despite the first finding that fails open
@@ -148,7 +149,7 @@ void read_segment(kvstore::FileSystem& fs, SegmentCheck& check, const Options* d
         return;
     }
     wal::LogReader reader(*file, check.path, check.size);
-    Lsn last = check.last_before;
+    Lsn last = check.name_lsn - 1;
     bool after_damage = false;
     std::uint64_t printed = 0;
 
@@ -165,7 +166,7 @@ void read_segment(kvstore::FileSystem& fs, SegmentCheck& check, const Options* d
         if (reader.damaged_lsn() != 0) {
             finding.record = "record LSN " + std::to_string(reader.damaged_lsn());
         } else if (finding.offset >= wal::kFileHeaderSize) {
-            finding.record = "expected LSN " + std::to_string(last == 0 ? check.name_lsn : last + 1);
+            finding.record = "expected LSN " + std::to_string(last + 1);
         }
         if (const std::uint64_t zeros = zero_run(*file, finding.offset, check.size); zeros > 0) {
             finding.reason += "; " + std::to_string(zeros) +
@@ -203,10 +204,11 @@ void read_segment(kvstore::FileSystem& fs, SegmentCheck& check, const Options* d
         return followed;
     };
 
-    Lsn header_lsn = 0;
-    wal::LogReader::Next next = reader.read_file_header(header_lsn);
+    wal::FileHeader header;
+    wal::LogReader::Next next = reader.read_file_header(header);
     if (next == wal::LogReader::Next::kEnd) {
         check.empty = true;
+        check.last = last;
         if (!check.newest) {
             add(check, Finding{0, "", "empty segment that is not the newest", Effect::kOpenFails, "Store::open fails"},
                 "");
@@ -215,13 +217,15 @@ void read_segment(kvstore::FileSystem& fs, SegmentCheck& check, const Options* d
     }
     if (next == wal::LogReader::Next::kDamaged) {
         if (!on_damage()) return;
-    } else if (header_lsn != check.name_lsn) {
+    } else if (header.first_lsn != check.name_lsn) {
         add(check,
             Finding{16, "",
-                    "the file header names LSN " + std::to_string(header_lsn) + ", the file name LSN " +
+                    "the file header names LSN " + std::to_string(header.first_lsn) + ", the file name LSN " +
                         std::to_string(check.name_lsn),
                     Effect::kOpenFails, "Store::open fails"},
             "");
+    } else {
+        check.follows_set_aside = (header.flags & wal::kFollowsSetAside) != 0;
     }
 
     wal::RecordView record{};
@@ -231,7 +235,7 @@ void read_segment(kvstore::FileSystem& fs, SegmentCheck& check, const Options* d
             check.last = last;
             return;
         }
-        const Lsn expected = last == 0 ? check.name_lsn : last + 1;
+        const Lsn expected = last + 1;
         // After damage the LSNs it held are missing; the damage is reported.
         if (record.lsn != expected && !(after_damage && record.lsn > last)) {
             add(check,
@@ -270,6 +274,26 @@ void read_segment(kvstore::FileSystem& fs, SegmentCheck& check, const Options* d
     check.last = last;
 }
 
+// Records LSNs missing before a segment the log must go on in without a
+// gap: `expected` is the LSN it must start at, or start by when
+// `starts_by` (the oldest segment Store::open reads, against the snapshot).
+void check_continuity(SegmentCheck& check, Lsn expected, bool starts_by, const std::string& where) {
+    const bool continues = check.name_lsn == expected || (starts_by && check.name_lsn < expected) ||
+                           (check.name_lsn > expected && check.follows_set_aside);
+    if (continues) return;
+    const bool missing = check.name_lsn > expected;
+    add(check,
+        Finding{0, "",
+                missing ? lsn_range(expected, check.name_lsn - 1) + " missing: " + where +
+                              ", and this segment starts at LSN " + std::to_string(check.name_lsn)
+                        : "this segment starts at LSN " + std::to_string(check.name_lsn) + " although " + where,
+                Effect::kOpenFails, "Store::open fails (the log's LSNs must run on without a gap)"},
+        missing ? "RecoveryMode::kPointInTime opens with the log up to LSN " + std::to_string(expected - 1) +
+                      " and sets the rest aside (*.damaged); kSkipBadRecords opens without " +
+                      lsn_range(expected, check.name_lsn - 1)
+                : "");
+}
+
 void print_summary(const SegmentCheck& check) {
     if (check.empty) {
         std::printf("    empty: a crash right after creating it leaves this%s\n",
@@ -306,7 +330,6 @@ void check_segments(kvstore::FileSystem& fs, const Options& options, const std::
         start.newest = i + 1 == segments.size();
         start.read_by_open = i >= first_read;
         start.replay_from = replay_from;
-        start.last_before = i == first_read ? 0 : last;
 
         SegmentCheck check = start;
         std::uint64_t size = 0;
@@ -334,6 +357,16 @@ void check_segments(kvstore::FileSystem& fs, const Options& options, const std::
             std::printf("    removed while being read (a checkpoint deletes the segments its snapshot replaces)\n");
             continue;
         }
+        if (i > first_read) {
+            check_continuity(check, last + 1, false,
+                             "segment " + segments[i - 1].name + " ends at LSN " + std::to_string(last));
+        } else if (start.read_by_open) {
+            const Lsn needed = std::max<Lsn>(replay_from, 1);
+            check_continuity(check, needed, true,
+                             (replay_from > 0 ? "the snapshot replays the log from LSN "
+                                              : "with no snapshot the log must start at LSN ") +
+                                 std::to_string(needed));
+        }
         if (!check.failure) {
             std::printf("    UNREADABLE: %s\n", check.failure.to_string().c_str());
             ++tally.unreadable;
@@ -349,19 +382,7 @@ void check_segments(kvstore::FileSystem& fs, const Options& options, const std::
             tally.log_fails_open = true;
             tally.open_anyway = check.open_anyway;
         }
-        const Lsn needed = std::max<Lsn>(replay_from, 1);
-        if (i == first_read && segments[i].first_lsn > needed) {
-            const std::string from = replay_from > 0 ? "the snapshot replays the log from LSN "
-                                                     : "with no snapshot the log must start at LSN ";
-            report(tally, start.path,
-                   Finding{0, "",
-                           from + std::to_string(needed) + " but the oldest segment Store::open reads starts at LSN " +
-                               std::to_string(segments[i].first_lsn),
-                           Effect::kUnnoticed,
-                           "Store::open does not notice and opens without " +
-                               lsn_range(needed, segments[i].first_lsn - 1)});
-        }
-        last = check.last != 0 ? check.last : last;
+        last = std::max(last, check.last);
     }
 }
 

@@ -15,21 +15,26 @@ namespace kvstore {
 /// A log sequence number: every record gets the next one, starting at 1.
 using Lsn = std::uint64_t;
 
-/// What opening a log does with a record that fails its checks (after
-/// RocksDB's WALRecoveryMode).
+/// What opening a log does with a record that fails its checks, or with
+/// LSNs missing between one segment and the next (after RocksDB's
+/// WALRecoveryMode).
 enum class RecoveryMode {
     /// A damaged record at the very end of the newest segment (a crash
-    /// during a write) is cut off; damage followed by a valid record is
-    /// corruption and the open fails, naming the file, offset and reason.
+    /// during a write) is cut off; damage followed by a valid record, damage
+    /// in an older segment and missing LSNs are corruption and the open
+    /// fails, naming the file, offset and reason.
     kTolerateTornTail,
-    /// Any damaged record, even a torn tail, fails the open.
+    /// Any damaged record, even a torn tail, and any missing LSN fails the open.
     kAbsoluteConsistency,
-    /// Recovery stops at the first damaged record and keeps the state
-    /// before it; later records and segments are set aside (renamed to
-    /// `<name>.damaged`) and reported.
+    /// Recovery stops at the first damaged record or missing LSN and keeps
+    /// the state before it. The rest of that segment is copied to
+    /// `<name>.damaged` before the segment is cut, later segments are
+    /// renamed to `<name>.damaged`, and all of it is reported; nothing is
+    /// deleted. New records go on after the highest LSN set aside, so that
+    /// no LSN ever names two different records.
     kPointInTime,
-    /// Damaged records are skipped and reported; valid records after them
-    /// are applied. Their bytes stay in the segment.
+    /// Damaged records and missing LSNs are skipped and reported; valid
+    /// records after them are applied. The damaged bytes stay in the segment.
     kSkipBadRecords,
 };
 
@@ -82,7 +87,10 @@ struct RecoveryReport {
     std::uint64_t segments = 0;  ///< segments read
     std::uint64_t records = 0;  ///< records replayed (at or after the requested LSN)
     std::uint64_t bytes = 0;    ///< bytes of segments read
-    Lsn last_lsn = 0;           ///< the last valid record's LSN; new records follow it
+    Lsn last_lsn = 0;           ///< the last valid record's LSN (or the LSN before an empty log's first)
+    /// kPointInTime: the highest LSN among the records set aside, 0 if none
+    /// was; new records follow the higher of it and last_lsn.
+    Lsn highest_set_aside_lsn = 0;
     double seconds = 0;         ///< how long the replay took
     /// A torn tail cut off (kTolerateTornTail) or the rest of the log set
     /// aside (kPointInTime): where and how many bytes.

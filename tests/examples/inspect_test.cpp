@@ -28,6 +28,8 @@ using TestStore = Store<std::string, std::string, SyncWAL>;
 
 const std::string kSnapshot = "snapshot-00000000000000000101.kvs";
 const std::string kSegment = "wal-00000000000000000101.log";
+// The segment a clean close leaves after the last record (LSN 150).
+const std::string kSealSegment = "wal-00000000000000000151.log";
 
 struct Run {
     int exit_code = -1;
@@ -90,8 +92,8 @@ std::vector<std::uint64_t> record_offsets(const std::string& path) {
     REQUIRE(default_file_system().file_size(path, size));
     REQUIRE(default_file_system().open_readable(path, file));
     wal::LogReader reader(*file, path, size);
-    Lsn first = 0;
-    REQUIRE(reader.read_file_header(first) == wal::LogReader::Next::kRecord);
+    wal::FileHeader header;
+    REQUIRE(reader.read_file_header(header) == wal::LogReader::Next::kRecord);
     std::vector<std::uint64_t> offsets;
     wal::RecordView record{};
     while (reader.next(record) == wal::LogReader::Next::kRecord) offsets.push_back(record.offset);
@@ -165,7 +167,7 @@ TEST_CASE("Zeros in the middle of a segment are damage, not preallocated space",
 
     const std::string output = inspect_damaged(dir.path());
     INFO(output);
-    CHECK(contains(output, at(segment, offsets[10], " (expected LSN 111): unknown record type")));
+    CHECK(contains(output, at(segment, offsets[10], " (expected LSN 111): bad header checksum")));
     CHECK(contains(output, "zero bytes start here, followed by data"));
     CHECK(contains(output, "valid records follow from offset " + std::to_string(offsets[11]) + " (LSN 112)"));
     CHECK(contains(output, "Store::open fails"));
@@ -174,6 +176,9 @@ TEST_CASE("Zeros in the middle of a segment are damage, not preallocated space",
 TEST_CASE("A truncated tail is reported as a torn tail that open cuts", "[inspect]") {
     test::TempDir dir;
     fill(dir.path());
+    // A crash leaves no empty segment after the last records, so the
+    // segment holding them is the newest.
+    REQUIRE(::unlink((dir.path() + "/" + kSealSegment).c_str()) == 0);
     const std::string segment = dir.path() + "/" + kSegment;
     const std::vector<std::uint64_t> offsets = record_offsets(segment);
     const std::uint64_t last = offsets.back();  // LSN 150
@@ -316,4 +321,44 @@ TEST_CASE("Usage errors and unreadable directories exit 2", "[inspect]") {
     INFO(empty.output);
     CHECK(empty.exit_code == 0);
     CHECK(contains(empty.output, "Store::open starts an empty store here"));
+}
+
+TEST_CASE("A segment cut at a record boundary before a newer one is a gap the tool names and open refuses",
+          "[inspect]") {
+    test::TempDir dir;
+    fill(dir.path());
+    const std::string segment = dir.path() + "/" + kSegment;
+    const std::vector<std::uint64_t> offsets = record_offsets(segment);
+    REQUIRE(::truncate(segment.c_str(), static_cast<off_t>(offsets[20])) == 0);  // keeps LSNs 101-120
+
+    const std::string output = inspect_damaged(dir.path());
+    INFO(output);
+    CHECK(contains(output, "LSNs 121-150 missing: segment " + kSegment + " ends at LSN 120"));
+    CHECK(contains(output, "Store::open fails"));
+
+    std::unique_ptr<TestStore> store;
+    const Status refused = TestStore::open(dir.path(), options(), store);
+    CHECK(refused.code() == StatusCode::kCorruption);
+    CHECK(contains(refused.message(), dir.path() + "/" + kSealSegment));
+    CHECK(contains(refused.message(), "LSNs 121-150 are missing"));
+}
+
+TEST_CASE("A truncated snapshot is named at the same offset by the tool and by open", "[inspect]") {
+    test::TempDir dir;
+    fill(dir.path());
+    const std::string snapshot = dir.path() + "/" + kSnapshot;
+    const std::uint64_t size = contents(snapshot).size();
+    for (const std::uint64_t cut : {size - 1, size - 40, std::uint64_t{40}}) {
+        CAPTURE(cut);
+        REQUIRE(::truncate(snapshot.c_str(), static_cast<off_t>(cut)) == 0);
+        std::unique_ptr<TestStore> store;
+        const Status opened = TestStore::open(dir.path(), options(), store);
+        REQUIRE(opened.code() == StatusCode::kCorruption);
+        // "<path> at offset N: reason", as both print it.
+        const std::string place = opened.message().substr(0, opened.message().find(':'));
+        CHECK(contains(place, snapshot + " at offset "));
+        const std::string output = inspect_damaged(dir.path());
+        INFO(output);
+        CHECK(contains(output, opened.message()));
+    }
 }

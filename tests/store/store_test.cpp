@@ -515,3 +515,42 @@ TEST_CASE("A checkpoint cut while it removes a large old segment step by step re
         CHECK(fixture.files_named("wal-") == 1);
     }
 }
+
+TEST_CASE("Acknowledged writes cut from an older segment at a record boundary are never lost silently", "[store]") {
+    StoreFixture<SyncWAL> fixture;
+    REQUIRE(fixture.open());
+    for (int i = 0; i < 2000; ++i) REQUIRE(fixture.store->put("key-" + std::to_string(i), "v"));
+    for (int i = 0; i < 100; ++i) REQUIRE(fixture.store->erase("key-" + std::to_string(i)));
+    REQUIRE(fixture.reopen());
+    fixture.store.reset();
+
+    const std::string segment = kDir + "/" + detail::log::segment_name(1);
+    std::vector<std::uint64_t> offsets;
+    RecoveryReport read;
+    REQUIRE(detail::log::replay_log(
+        fixture.fs, kDir, 1, RecoveryMode::kAbsoluteConsistency, false,
+        [&](const LogRecord& record) {
+            offsets.push_back(record.offset);
+            return Status::ok();
+        },
+        read));
+    // The reopen went on in the empty segment the first close left, so
+    // segment 1 holds every record.
+    REQUIRE(offsets.size() == 2100);
+    // Keeps LSNs 1-200: 1,800 puts and every erase are gone.
+    const std::string whole = fixture.fs.contents(segment);
+    fixture.fs.set_contents(segment, whole.substr(0, offsets[200]));
+
+    const Status refused = fixture.open();
+    CHECK(refused.code() == StatusCode::kCorruption);
+    CHECK(refused.message().find("LSNs 201-2100 are missing") != std::string::npos);
+
+    fixture.options.log.recovery_mode = RecoveryMode::kPointInTime;
+    REQUIRE(fixture.open());
+    CHECK(fixture.store->size() == 200);
+    REQUIRE_FALSE(fixture.recovery.log.dropped.empty());
+    CHECK(fixture.recovery.log.dropped[0].reason.find("LSNs 201-2100 are missing") != std::string::npos);
+    CHECK(fixture.recovery.log.highest_set_aside_lsn == 2100);
+    REQUIRE(fixture.store->put("after", "recovery"));
+    CHECK(fixture.store->log_stats().last_lsn == 2101);
+}

@@ -55,6 +55,15 @@ Status reopen(FaultFileSystem& fs, RecoveryMode mode, std::vector<ReplayedOp>& r
     return open_collecting(fs, replayed, wal, options, &report);
 }
 
+// Opens a log whose only segment holds `contents`, in `mode`.
+Status open_planted(const std::string& contents, RecoveryMode mode) {
+    FaultFileSystem fs;
+    plant_segment(fs, contents);
+    std::vector<ReplayedOp> replayed;
+    RecoveryReport report;
+    return reopen(fs, mode, replayed, report);
+}
+
 std::vector<std::string> keys_of(const std::vector<ReplayedOp>& ops) {
     std::vector<std::string> keys;
     for (const ReplayedOp& op : ops) keys.push_back(op.key);
@@ -210,15 +219,23 @@ TEST_CASE("Each recovery mode on the same damaged middle record", "[wal][recover
         REQUIRE(report.dropped.size() == 1);
         CHECK(report.dropped[0].offset == bad);
         CHECK(report.last_lsn == 2);
-        // The next record takes LSN 3 and a strict open accepts the result.
+        CHECK(report.highest_set_aside_lsn == 5);
+        // Nothing is deleted: the bytes from the damage on are kept aside.
+        CHECK(fs.contents(segment_path(1)) == damaged.substr(0, bad));
+        CHECK(fs.contents(segment_path(1) + ".damaged") == damaged.substr(bad));
+        // The next record goes on after the highest LSN set aside, never
+        // reusing one, and a strict open, then a default one, accept the result.
         std::unique_ptr<SyncWAL> wal;
         REQUIRE(open_collecting(fs, replayed, wal));
         Lsn lsn = 0;
         REQUIRE(wal->append(put("next", "one"), lsn));
-        CHECK(lsn == 3);
+        CHECK(lsn == 6);
         REQUIRE(wal->commit(lsn));
         wal.reset();
         REQUIRE(reopen(fs, RecoveryMode::kAbsoluteConsistency, replayed, report));
+        CHECK(keys_of(replayed) == std::vector<std::string>{key_of(1), key_of(2), "next"});
+        CHECK(replayed.back().lsn == 6);
+        REQUIRE(reopen(fs, RecoveryMode::kTolerateTornTail, replayed, report));
         CHECK(keys_of(replayed) == std::vector<std::string>{key_of(1), key_of(2), "next"});
     }
     SECTION("skip bad records applies everything valid around the damage") {
@@ -405,5 +422,113 @@ TEST_CASE("A mapped segment's payloads outlive the replay while their owner is k
             fs.set_contents(segment_path(1), std::string(fs.contents(segment_path(1)).size(), 'x'));
             for (std::size_t i = 0; i < payloads.size(); ++i) CHECK(payloads[i] == copies[i]);
         }
+    }
+}
+
+TEST_CASE("A segment cut at a record boundary before a newer segment is a gap that every mode sees",
+          "[wal][recovery]") {
+    FaultFileSystem pristine;
+    const std::vector<std::uint64_t> offsets = write_log(pristine);
+    // A clean close leaves an empty segment after the last record, whose
+    // first LSN says that records up to kRecords existed.
+    const std::string seal = pristine.contents(segment_path(kRecords + 1));
+    REQUIRE(seal.size() == wal::kFileHeaderSize);
+    const std::string full = pristine.contents(segment_path(1));
+
+    for (int kept = 0; kept < kRecords; ++kept) {
+        CAPTURE(kept);
+        FaultFileSystem fs;
+        plant_segment(fs, full.substr(0, offsets[static_cast<std::size_t>(kept)]));
+        fs.set_contents(segment_path(kRecords + 1), seal);
+        const std::string missing = kept + 1 == kRecords
+                                        ? "LSN 5 is missing"
+                                        : "LSNs " + std::to_string(kept + 1) + "-5 are missing";
+        std::vector<int> kept_numbers;
+        for (int i = 1; i <= kept; ++i) kept_numbers.push_back(i);
+        std::vector<std::string> kept_keys;
+        for (int i : kept_numbers) kept_keys.push_back(key_of(i));
+        std::vector<ReplayedOp> replayed;
+        RecoveryReport report;
+
+        for (const RecoveryMode strict : {RecoveryMode::kTolerateTornTail, RecoveryMode::kAbsoluteConsistency}) {
+            const Status status = reopen(fs, strict, replayed, report);
+            CHECK(status.code() == StatusCode::kCorruption);
+            CHECK(mentions(status, missing));
+            CHECK(mentions(status, segment_path(kRecords + 1)));
+        }
+
+        REQUIRE(reopen(fs, RecoveryMode::kSkipBadRecords, replayed, report));
+        CHECK(keys_of(replayed) == kept_keys);
+        REQUIRE(report.dropped.size() == 1);
+        CHECK(report.dropped[0].reason.find(missing) != std::string::npos);
+        CHECK(report.last_lsn == kRecords);
+        CHECK(fs.contents(segment_path(1)) == full.substr(0, offsets[static_cast<std::size_t>(kept)]));
+
+        REQUIRE(reopen(fs, RecoveryMode::kPointInTime, replayed, report));
+        CHECK(keys_of(replayed) == kept_keys);
+        REQUIRE_FALSE(report.dropped.empty());
+        CHECK(report.dropped[0].reason.find(missing) != std::string::npos);
+        CHECK(report.highest_set_aside_lsn == kRecords);
+        CHECK(fs.contents(segment_path(kRecords + 1) + ".damaged") == seal);
+        // No LSN the lost records held is used again, and the result opens
+        // strictly.
+        std::unique_ptr<SyncWAL> wal;
+        REQUIRE(open_collecting(fs, replayed, wal));
+        Lsn lsn = 0;
+        REQUIRE(wal->append(put("next", "one"), lsn));
+        CHECK(lsn == kRecords + 1);
+        REQUIRE(wal->commit(lsn));
+        wal.reset();
+        REQUIRE(reopen(fs, RecoveryMode::kAbsoluteConsistency, replayed, report));
+        CHECK(replayed.size() == kept_keys.size() + 1);
+        CHECK(replayed.back().key == "next");
+    }
+}
+
+TEST_CASE("A clean close starts an empty segment, so a reopen continues the LSNs it names", "[wal][recovery]") {
+    LogFixture<SyncWAL> log;
+    REQUIRE(log.open());
+    for (int i = 1; i <= 3; ++i) REQUIRE(log.wal->write(put(key_of(i), value_of(i))));
+    REQUIRE(log.wal->close());
+    CHECK(log.fs.contents(segment_path(4)).size() == wal::kFileHeaderSize);
+    // A close with nothing new written adds no segment.
+    REQUIRE(log.reopen());
+    REQUIRE(log.wal->close());
+    CHECK(log.fs.paths().size() == 2);
+    REQUIRE(log.reopen());
+    CHECK(log.replayed.size() == 3);
+    Lsn lsn = 0;
+    REQUIRE(log.wal->append(put("four", "4"), lsn));
+    CHECK(lsn == 4);
+}
+
+TEST_CASE("A log that starts after the LSN its snapshot needs is refused", "[wal][recovery]") {
+    FaultFileSystem fs;
+    write_log(fs);
+    // A snapshot up to LSN 0 would need the log from LSN 1; one up to LSN 2
+    // needs LSN 3 on. With segment 1 gone only LSN 6 on is left.
+    REQUIRE(fs.remove(segment_path(1)));
+    for (const Lsn from : {Lsn{1}, Lsn{3}}) {
+        CAPTURE(from);
+        RecoveryReport report;
+        const Status status = wal::replay_log(
+            fs, kLogDir, from, RecoveryMode::kTolerateTornTail, false, [](const LogRecord&) { return Status::ok(); },
+            report);
+        CHECK(status.code() == StatusCode::kCorruption);
+        CHECK(mentions(status, "are missing"));
+    }
+}
+
+TEST_CASE("A record header's checksum is checked before its type, reserved bytes and length", "[wal][recovery]") {
+    FaultFileSystem pristine;
+    const std::vector<std::uint64_t> offsets = write_log(pristine);
+    const std::string full = pristine.contents(segment_path(1));
+    for (const std::size_t field : {wal::kTypeAt, wal::kTypeAt + 1, wal::kLengthAt}) {
+        CAPTURE(field);
+        std::string damaged = full;
+        damaged[offsets[2] + field] ^= 0x40;
+        const Status status = open_planted(damaged, RecoveryMode::kAbsoluteConsistency);
+        CHECK(status.code() == StatusCode::kCorruption);
+        CHECK(mentions(status, "bad header checksum"));
     }
 }

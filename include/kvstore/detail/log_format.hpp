@@ -4,7 +4,7 @@
 // record. Each segment starts with a file header and holds whole records:
 //
 //   file header (32 bytes)
-//     magic "kvstWAL\n" | version u32 | reserved u32 (0) | first LSN u64
+//     magic "kvstWAL\n" | version u32 | flags u32 | first LSN u64
 //     | checksum u32 (of the 24 bytes before it) | reserved u32 (0)
 //   record header (32 bytes)
 //     header checksum u32 (of the 28 header bytes after it) | payload checksum u32
@@ -99,15 +99,23 @@ struct RecordHeader {
     std::uint64_t timestamp;
 };
 
+/// True unless the 32 bytes at `in` certainly are not a record header: a
+/// reader looking for the next record after damage runs this at every
+/// offset, before the checksum.
+inline bool may_be_record_header(const char* in) noexcept {
+    return is_record_type(static_cast<std::uint8_t>(in[kTypeAt])) && in[kTypeAt + 1] == 0 && in[kTypeAt + 2] == 0 &&
+           in[kTypeAt + 3] == 0;
+}
+
 /// Returns nullptr and fills `header` iff the 32 bytes at `in` are a record
-/// header written by kvstore; otherwise returns why not.
+/// header written by kvstore; otherwise returns why not. The checksum comes
+/// first: a header whose checksum holds and whose type or reserved bytes
+/// are not this version's was written by another version, not damaged.
 inline const char* parse_record_header(const char* in, RecordHeader& header) noexcept {
-    // The cheap checks first: a reader looking for the next record after
-    // damage runs this at every offset.
+    if (get_u32(in + kHeaderChecksumAt) != checksum(in + 4, kRecordHeaderSize - 4)) return "bad header checksum";
     const auto type = static_cast<std::uint8_t>(in[kTypeAt]);
     if (!is_record_type(type)) return "unknown record type";
     if (in[kTypeAt + 1] != 0 || in[kTypeAt + 2] != 0 || in[kTypeAt + 3] != 0) return "reserved header bytes set";
-    if (get_u32(in + kHeaderChecksumAt) != checksum(in + 4, kRecordHeaderSize - 4)) return "bad header checksum";
     header.payload_checksum = get_u32(in + kPayloadChecksumAt);
     header.length = get_u32(in + kLengthAt);
     header.type = static_cast<RecordType>(type);
@@ -117,22 +125,37 @@ inline const char* parse_record_header(const char* in, RecordHeader& header) noe
     return nullptr;
 }
 
-inline void write_file_header(char* out, std::uint64_t first_lsn) noexcept {
+/// File header flag: the LSNs between the previous segment's last record
+/// and this segment's first were set aside by a point-in-time recovery
+/// (RecoveryMode::kPointInTime), so their absence is not damage. The log
+/// goes on after the highest LSN set aside, so that no LSN names two
+/// different records.
+inline constexpr std::uint32_t kFollowsSetAside = 1;
+inline constexpr std::uint32_t kKnownFileFlags = kFollowsSetAside;
+
+struct FileHeader {
+    std::uint64_t first_lsn = 0;
+    std::uint32_t flags = 0;
+};
+
+inline void write_file_header(char* out, const FileHeader& header) noexcept {
     std::memcpy(out, kMagic, sizeof kMagic);
     put_u32(out + 8, kFormatVersion);
-    put_u32(out + 12, 0);
-    put_u64(out + 16, first_lsn);
+    put_u32(out + 12, header.flags);
+    put_u64(out + 16, header.first_lsn);
     put_u32(out + 24, checksum(out, 24));
     put_u32(out + 28, 0);
 }
 
-/// Returns nullptr and sets `first_lsn` iff `in` is a valid file header.
-inline const char* parse_file_header(const char* in, std::uint64_t& first_lsn) noexcept {
+/// Returns nullptr and fills `header` iff `in` is a valid file header.
+inline const char* parse_file_header(const char* in, FileHeader& header) noexcept {
     if (std::memcmp(in, kMagic, sizeof kMagic) != 0) return "not a kvstore log (bad magic)";
     if (get_u32(in + 24) != checksum(in, 24)) return "bad file header checksum";
     if (get_u32(in + 8) != kFormatVersion) return "unsupported log format version";
+    if ((get_u32(in + 12) & ~kKnownFileFlags) != 0) return "unknown file header flags";
     if (get_u32(in + 28) != 0) return "reserved file header bytes set";
-    first_lsn = get_u64(in + 16);
+    header.flags = get_u32(in + 12);
+    header.first_lsn = get_u64(in + 16);
     return nullptr;
 }
 

@@ -58,11 +58,11 @@ public:
     const Status& io_status() const noexcept { return io_status_; }
 
     /// Reads and checks the file header. Returns kRecord on success (with
-    /// `first_lsn` set), kDamaged or kEnd (an empty file).
-    Next read_file_header(std::uint64_t& first_lsn) {
+    /// `header` set), kDamaged or kEnd (an empty file).
+    Next read_file_header(FileHeader& header) {
         if (file_size_ == 0) return Next::kEnd;
         if (!fill(0, kFileHeaderSize)) return damaged(file_size_ < kFileHeaderSize ? "file header cut short" : nullptr);
-        if (const char* why = parse_file_header(window(0), first_lsn)) return damaged(why);
+        if (const char* why = parse_file_header(window(0), header)) return damaged(why);
         offset_ = kFileHeaderSize;
         return Next::kRecord;
     }
@@ -103,6 +103,7 @@ public:
         const std::uint64_t damaged_at = offset_;
         for (std::uint64_t at = damaged_at + 1; at + kRecordHeaderSize <= file_size_; ++at) {
             if (!fill(at, kRecordHeaderSize)) break;
+            if (!may_be_record_header(window(at))) continue;
             RecordHeader header{};
             if (parse_record_header(window(at), header) != nullptr || header.lsn <= after_lsn) continue;
             if (header.length > file_size_ - at - kRecordHeaderSize) continue;

@@ -204,23 +204,6 @@ inline bool is_trailer(const char* in) noexcept {
     return std::memcmp(in, kTrailerMagic, sizeof kTrailerMagic) == 0 && log::get_u32(in + 28) == log::checksum(in, 28);
 }
 
-/// Sets `entries` from the trailer of snapshot `path` alone, so that a
-/// loader can make room before reading; read() checks it against the blocks.
-inline Status read_entry_count(FileSystem& fs, const std::string& path, std::uint64_t& entries) {
-    std::uint64_t size = 0;
-    std::unique_ptr<ReadableFile> file;
-    if (Status status = fs.file_size(path, size); !status) return status;
-    if (size < kHeaderSize + kTrailerSize) return Status::corruption(path, 0, "too short to be a snapshot");
-    if (Status status = fs.open_readable(path, file); !status) return status;
-    char trailer[kTrailerSize];
-    std::size_t got = 0;
-    if (Status status = file->read(size - kTrailerSize, kTrailerSize, trailer, got); !status) return status;
-    if (got != kTrailerSize || !is_trailer(trailer))
-        return Status::corruption(path, size - kTrailerSize, "bad trailer (the snapshot was not finished)");
-    entries = log::get_u64(trailer + 8);
-    return Status::ok();
-}
-
 /// Reads a snapshot's blocks one after another from a block's offset,
 /// checking each block's header, its length against the format's limit and
 /// the bytes left in the file (before allocating), its payload checksum, and
@@ -348,10 +331,13 @@ private:
     std::uint64_t entries_ = 0;
 };
 
-/// Opens snapshot `path` and checks its header: sets `size`, `file` and
-/// `replay_from`.
+/// Opens snapshot `path` and checks its header, then that its trailer is
+/// whole: sets `size`, `file`, `replay_from` and `trailer_entries` (the
+/// entry count the trailer gives; read() checks it against the blocks).
+/// Every reader opens through here, so a damaged or unfinished snapshot is
+/// named with the same offset and reason whichever reads it.
 inline Status open(FileSystem& fs, const std::string& path, std::uint64_t& size, std::unique_ptr<ReadableFile>& file,
-                   Lsn& replay_from) {
+                   Lsn& replay_from, std::uint64_t& trailer_entries) {
     if (Status status = fs.file_size(path, size); !status) return status;
     if (Status status = fs.open_readable(path, file); !status) return status;
     if (size < kHeaderSize) return Status::corruption(path, 0, "header cut short");
@@ -366,8 +352,24 @@ inline Status open(FileSystem& fs, const std::string& path, std::uint64_t& size,
     if (log::get_u32(header + 8) != kFormatVersion)
         return Status::corruption(path, 8, "unsupported snapshot format version");
     if (log::get_u32(header + 28) != 0) return Status::corruption(path, 28, "reserved header bytes set");
+    if (size < kHeaderSize + kTrailerSize)
+        return Status::corruption(path, kHeaderSize, "trailer missing (the snapshot was not finished)");
+    char trailer[kTrailerSize];
+    if (Status status = file->read(size - kTrailerSize, kTrailerSize, trailer, got); !status) return status;
+    if (got != kTrailerSize || !is_trailer(trailer))
+        return Status::corruption(path, size - kTrailerSize, "bad trailer (the snapshot was not finished)");
     replay_from = log::get_u64(header + 16);
+    trailer_entries = log::get_u64(trailer + 8);
     return Status::ok();
+}
+
+/// Sets `entries` from the trailer of snapshot `path`, after the checks of
+/// open(), so that a loader can make room before reading.
+inline Status read_entry_count(FileSystem& fs, const std::string& path, std::uint64_t& entries) {
+    std::uint64_t size = 0;
+    std::unique_ptr<ReadableFile> file;
+    Lsn replay_from = 0;
+    return open(fs, path, size, file, replay_from, entries);
 }
 
 /// Reads the blocks from `reader`'s offset on, up to the trailer or the
@@ -397,7 +399,8 @@ template <class Visit>
 Status read(FileSystem& fs, const std::string& path, Lsn& replay_from, std::uint64_t& entries, Visit&& visit) {
     std::uint64_t size = 0;
     std::unique_ptr<ReadableFile> file;
-    if (Status status = open(fs, path, size, file, replay_from); !status) return status;
+    std::uint64_t trailer_entries = 0;
+    if (Status status = open(fs, path, size, file, replay_from, trailer_entries); !status) return status;
     BlockReader reader(*file, path, size, kHeaderSize);
     auto visit_block = [&](const Entry* first, const Entry* last) {
         for (const Entry* entry = first; entry != last; ++entry) visit(*entry);
@@ -424,7 +427,8 @@ Status read_in_parallel(FileSystem& fs, const std::string& path, Lsn& replay_fro
                         VisitBlock&& visit_block, std::uint64_t split_from = kSplitFrom) {
     std::uint64_t size = 0;
     std::unique_ptr<ReadableFile> file;
-    if (Status status = open(fs, path, size, file, replay_from); !status) return status;
+    std::uint64_t trailer_entries = 0;
+    if (Status status = open(fs, path, size, file, replay_from, trailer_entries); !status) return status;
     BlockReader first_half(*file, path, size, kHeaderSize);
     std::unique_ptr<ReadableFile> second_file;
     std::thread second_thread;

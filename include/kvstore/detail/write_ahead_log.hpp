@@ -124,15 +124,23 @@ public:
 
     /// Makes everything durable, stops the log thread and closes the
     /// segment. Later calls fail. REQUIRES: no other thread is in a call.
+    ///
+    /// A segment holding records is followed by an empty one (header only)
+    /// whose first LSN names the record after the last: the segment with the
+    /// last records is then not the newest, so a later cut of it, even at a
+    /// record boundary, shows as missing LSNs rather than passing for the
+    /// end of the log.
     Status close() {
         Status status = flush();
         std::unique_lock<std::mutex> lock(mutex_);
         if (closed_) return status;
         closed_ = true;
+        const bool seal = status && segment_ && segment_first_lsn_ <= last_lsn_;
         if (failure_) fail(Status::invalid_argument("the log at " + dir_ + " is closed"));
         log_thread_wakeup_.notify_all();
         lock.unlock();
         if (log_thread_.joinable()) log_thread_.join();
+        if (seal) status = start_segment(last_lsn_ + 1, 0, false);
         lock.lock();
         if (segment_) {
             Status closing = segment_->close();
@@ -182,12 +190,17 @@ protected:
         FileSystem& fs = file_system_or_default(options.file_system);
         if (Status status = fs.create_dir(dir, options.dir_mode); !status) return status;
         if (Status status = log::replay_log(fs, dir, from_lsn, options.recovery_mode, true, apply, report,
-                                            options.on_replay_progress);
+                                            options.on_replay_progress, options.file_mode);
             !status)
             return status;
-        const Lsn last = std::max(report.last_lsn, from_lsn == 0 ? 0 : from_lsn - 1);
+        const Lsn last = std::max({report.last_lsn, report.highest_set_aside_lsn, from_lsn == 0 ? 0 : from_lsn - 1});
+        // The segment a clean close left, header only, is started again
+        // with its flag.
+        const std::uint32_t flags = report.highest_set_aside_lsn > report.last_lsn
+                                        ? log::kFollowsSetAside
+                                        : log::segment_flags(fs, dir, last + 1);
         std::unique_ptr<Log> opened(new Log(fs, dir, options, mode, last));
-        if (Status status = opened->start_segment(last + 1); !status) return status;
+        if (Status status = opened->start_segment(last + 1, flags); !status) return status;
         if (mode != CommitMode::kEachWrite) opened->log_thread_ = std::thread([raw = opened.get()] { raw->lead(); });
         log = std::move(opened);
         return Status::ok();
@@ -435,21 +448,17 @@ private:
         log_thread_wakeup_.notify_one();
     }
 
-    // Creates segment `first_lsn`, writes its header and makes both durable.
-    // Called by the leader, or before the log is shared, without the mutex.
-    Status start_segment(Lsn first_lsn) {
-        const std::string path = log::join_path(dir_, log::segment_name(first_lsn));
+    // Creates segment `first_lsn` and makes it durable, preallocated unless
+    // it is the one a clean close leaves. Called by the leader, or before
+    // the log is shared, without the mutex.
+    Status start_segment(Lsn first_lsn, std::uint32_t flags = 0, bool preallocate = true) {
         std::unique_ptr<WritableFile> file;
-        if (Status status = fs_.open_writable(path, options_.file_mode, file); !status) return status;
-        char header[log::kFileHeaderSize];
-        log::write_file_header(header, first_lsn);
-        if (Status status = file->append(std::string_view(header, sizeof header)); !status) return status;
-        const std::uint64_t preallocated = std::min<std::uint64_t>(options_.preallocate_bytes, options_.segment_bytes);
-        if (preallocated > 0) {
-            if (Status status = file->preallocate(preallocated); !status) return status;
-        }
-        if (Status status = file->sync(); !status) return status;
-        if (Status status = fs_.sync_dir(dir_); !status) return status;
+        const std::uint64_t preallocated =
+            preallocate ? std::min<std::uint64_t>(options_.preallocate_bytes, options_.segment_bytes) : 0;
+        if (Status status = log::create_segment(fs_, dir_, log::FileHeader{first_lsn, flags}, preallocated,
+                                                options_.file_mode, file);
+            !status)
+            return status;
         if (segment_) {
             if (Status status = segment_->close(); !status) return status;
         }
