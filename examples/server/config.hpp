@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <fstream>
+#include <istream>
 #include <functional>
 #include <map>
 #include <string>
@@ -166,9 +167,14 @@ public:
             error = path + ": cannot open the config file";
             return false;
         }
+        return read_lines(in, path, error);
+    }
+
+    /// Reads config-file lines from `in`; errors name `source` and the line.
+    bool read_lines(std::istream& in, const std::string& source, std::string& error) {
         std::string line;
         for (int number = 1; std::getline(in, line); ++number) {
-            const std::string where = path + ":" + std::to_string(number);
+            const std::string where = source + ":" + std::to_string(number);
             if (const std::size_t hash = line.find('#'); hash != std::string::npos && !in_quotes(line, hash))
                 line.erase(hash);
             std::vector<std::string> words;

@@ -77,7 +77,7 @@ inline Status copy_tail(FileSystem& fs, ReadableFile& source, std::uint64_t from
                         const std::string& target, unsigned file_mode) {
     std::unique_ptr<WritableFile> out;
     if (Status status = fs.open_writable(target, file_mode, out); !status) return status;
-    std::vector<char> buffer(LogReader::kReadSize);
+    std::vector<char> buffer(static_cast<std::size_t>(std::min<std::uint64_t>(LogReader::kReadSize, size - from)));
     for (std::uint64_t at = from; at < size;) {
         std::size_t got = 0;
         if (Status status = source.read(at, buffer.size(), buffer.data(), got); !status) return status;
