@@ -182,6 +182,30 @@ TEST_CASE("A cut or a flipped bit anywhere in a snapshot is refused with file, o
     }
 }
 
+TEST_CASE("A block whose checksummed header claims more entries than its payload holds is refused unallocated",
+          "[snapshot]") {
+    FaultFileSystem fs;
+    std::vector<OwnedEntry> entries = sample_entries();
+    entries.resize(20);
+    REQUIRE(write_snapshot(fs, 9, entries));
+    const std::string path = kDir + "/" + snapshot::file_name(9);
+    std::string forged = fs.contents(path);
+    // The first block's header: payload checksum, length, count, header
+    // checksum. A count of 2^32 - 1 with the header checksum made to fit,
+    // as damage that a 32-bit checksum misses, or a crafted file, would.
+    char* header = forged.data() + snapshot::kHeaderSize;
+    detail::log::put_u32(header + 8, 0xffffffffU);
+    detail::log::put_u32(header + 12, detail::log::checksum(header, 12));
+    fs.set_contents(path, forged);
+    Lsn replay_from = 0;
+    std::vector<OwnedEntry> read_back;
+    const Status refused = read_snapshot(fs, path, replay_from, read_back);
+    CHECK(refused.code() == StatusCode::kCorruption);
+    CHECK(refused.message() == path + " at offset " + std::to_string(snapshot::kHeaderSize) +
+                                   ": entry count larger than the block can hold");
+    CHECK(read_back.empty());
+}
+
 TEST_CASE("A snapshot read on two threads rethrows what a visit throws on either", "[snapshot]") {
     FaultFileSystem fs;
     const std::vector<OwnedEntry> entries = sample_entries();

@@ -51,6 +51,8 @@ inline constexpr std::size_t kBlockTarget = std::size_t{64} << 10;
 /// The largest block a reader accepts: one entry of the largest size.
 inline constexpr std::uint32_t kMaxBlock = log::kMaxPayload + 64;
 inline constexpr std::uint8_t kHasExpiry = 1;
+/// The smallest entry: flags, an empty key's length and an empty value's.
+inline constexpr std::size_t kMinEntrySize = 3;
 
 /// "snapshot-00000000000000000042.kvs": replay the log from LSN 42 on.
 inline std::string file_name(Lsn replay_from) { return log::lsn_file_name("snapshot-", replay_from, ".kvs"); }
@@ -295,6 +297,11 @@ private:
     // Splits the payload in buffer_ into `count` entries.
     Status parse(std::uint64_t block_at, std::uint32_t count, std::vector<Entry>& entries) const {
         std::string_view in(buffer_.data(), buffer_.size());
+        // Checked before the entries are made: a count the payload cannot
+        // hold (the header's checksum can hold by chance or by design) would
+        // otherwise allocate up to 2^32 entries for a block of a few bytes.
+        if (count > in.size() / kMinEntrySize)
+            return Status::corruption(path_, block_at, "entry count larger than the block can hold");
         entries.resize(count);
         for (Entry& entry : entries) {
             std::uint64_t key_size = 0;
