@@ -41,7 +41,9 @@ inline std::string ketama_node_name(const std::string& host, unsigned port) {
     return port == 11211 ? host : host + ":" + std::to_string(port);
 }
 
+/// How a HashRing hashes keys; the defaults are nutcracker's.
 struct HashRingOptions {
+    /// The hash of a key's bytes (nutcracker's `hash:`).
     RingKeyHash key_hash = RingKeyHash::kFnv1a64;
     /// Empty, or two characters such as "{}": a key with text between them
     /// is placed by that text alone, so that "{user:7}:name" and
@@ -49,6 +51,9 @@ struct HashRingOptions {
     std::string hash_tag;
 };
 
+/// A ketama ring: each node gets points on a 32-bit circle in proportion to
+/// its weight, and a key belongs to the first point at or after its hash,
+/// so adding or removing a node moves only the keys of its arcs.
 class HashRing {
 public:
     /// Builds the ring of `nodes` into `ring`. Fails with kInvalidArgument
