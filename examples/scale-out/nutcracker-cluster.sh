@@ -13,57 +13,22 @@
 # same servers (names "127.0.0.1:<port>", weight 1, RingKeyHash::kMd5) and
 # agrees with it.
 set -eu
-
-usage() {
-    grep '^#   nutcracker-cluster.sh' "$0" | sed 's/^# *//' >&2
-    exit 2
-}
-
-command=${1:-}
-[ -n "$command" ] || usage
+. "$(dirname "$0")/cluster-common.sh"
 shift
-servers=3
-proxy_port=22121
+count=3
+port=22121
 dir=./kvstore-cluster
-server=${KVSTORE_SERVER:-kvstore-server}
-while [ $# -gt 0 ]; do
-    case $1 in
-        -n) servers=$2; shift 2 ;;
-        -p) proxy_port=$2; shift 2 ;;
-        -d) dir=$2; shift 2 ;;
-        -s) server=$2; shift 2 ;;
-        --) shift; break ;;
-        *) echo "nutcracker-cluster.sh: unknown argument '$1'" >&2; usage ;;
-    esac
-done
-case $servers in ''|*[!0-9]*|0) echo "nutcracker-cluster.sh: -n needs a positive count, not '$servers'" >&2; exit 2 ;; esac
-case $proxy_port in ''|*[!0-9]*) echo "nutcracker-cluster.sh: -p needs a port number, not '$proxy_port'" >&2; exit 2 ;; esac
+program=${KVSTORE_SERVER:-kvstore-server}
+parse_options "$@"
+shift $parsed
+servers=$count
+proxy_port=$port
+server=$program
 
-# Waits until 127.0.0.1:$1 answers PING (redis-cli, Debian: redis-tools),
-# for at most 30 s.
-wait_for_port() {
-    tries=0
-    until [ "$(redis-cli -p "$1" PING 2>/dev/null)" = PONG ]; do
-        tries=$((tries + 1))
-        if [ $tries -ge 300 ]; then
-            echo "nutcracker-cluster.sh: nothing listens on port $1 after 30 s; see the logs in $dir" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-}
+wait_for_port() { wait_until "server on port $1" "answers_ping $1"; }
 
 stop() {
-    for pidfile in "$dir"/*.pid; do
-        [ -e "$pidfile" ] || continue
-        pid=$(cat "$pidfile")
-        # SIGTERM: the servers close their stores cleanly.
-        kill "$pid" 2>/dev/null || true
-        tries=0
-        while kill -0 "$pid" 2>/dev/null && [ $tries -lt 100 ]; do sleep 0.1; tries=$((tries + 1)); done
-        kill -9 "$pid" 2>/dev/null || true
-        rm -f "$pidfile"
-    done
+    for pidfile in "$dir"/*.pid; do stop_process "$pidfile"; done
 }
 
 case $command in
