@@ -7,6 +7,7 @@
 #pragma once
 
 #include "config.hpp"
+#include "glob.hpp"
 #include "protocol.hpp"
 
 #include <kvstore/store.hpp>
@@ -15,13 +16,20 @@
 #include <fnmatch.h>
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace kvstore::server {
 
@@ -69,6 +77,25 @@ public:
             {"TTL", {2, 2, &CommandExecutor::ttl}},
             {"PTTL", {2, 2, &CommandExecutor::ttl}},
             {"PERSIST", {2, 2, &CommandExecutor::persist}},
+            {"EXPIREAT", {3, 3, &CommandExecutor::expire}},
+            {"PEXPIREAT", {3, 3, &CommandExecutor::expire}},
+            {"EXPIRETIME", {2, 2, &CommandExecutor::expire_time}},
+            {"PEXPIRETIME", {2, 2, &CommandExecutor::expire_time}},
+            {"SETNX", {3, 3, &CommandExecutor::setnx}},
+            {"SETEX", {4, 4, &CommandExecutor::setex}},
+            {"PSETEX", {4, 4, &CommandExecutor::setex}},
+            {"STRLEN", {2, 2, &CommandExecutor::strlen}},
+            {"APPEND", {3, 3, &CommandExecutor::append}},
+            {"GETRANGE", {4, 4, &CommandExecutor::getrange}},
+            {"SUBSTR", {4, 4, &CommandExecutor::getrange}},
+            {"SETRANGE", {4, 4, &CommandExecutor::setrange}},
+            {"INCRBYFLOAT", {3, 3, &CommandExecutor::incrbyfloat}},
+            {"TYPE", {2, 2, &CommandExecutor::type}},
+            {"UNLINK", {2, -1, &CommandExecutor::del}},
+            {"TOUCH", {2, -1, &CommandExecutor::exists}},
+            {"KEYS", {2, 2, &CommandExecutor::keys}},
+            {"SCAN", {2, -1, &CommandExecutor::scan}},
+            {"TIME", {1, 1, &CommandExecutor::time}},
             {"DBSIZE", {1, 1, &CommandExecutor::size}},
             {"FLUSHDB", {1, 2, &CommandExecutor::flush}},
             {"FLUSHALL", {1, 2, &CommandExecutor::flush}},
@@ -234,6 +261,51 @@ private:
         }
     }
 
+    // An atomic read-modify-write of one key: change(current, result) gets
+    // the value (nullptr when the key is absent) and writes the new one into
+    // result, or returns an error reply's text to change nothing. A present
+    // key keeps its expiry (Store::update); an absent one is created by
+    // put_if_absent, and the whole is retried if another writer created or
+    // removed the key in between. False when an error was replied.
+    template <class Change>
+    bool read_modify_write(std::string_view key, Change&& change, Reply& reply) {
+        struct Refused {
+            std::string error;
+        };
+        try {
+            while (true) {
+                bool found = false;
+                Status status = store_.update(
+                    key,
+                    [&](std::string& value) {
+                        std::string result;
+                        if (std::string error = change(&value, result); !error.empty()) throw Refused{std::move(error)};
+                        value = std::move(result);
+                    },
+                    found);
+                if (!status) {
+                    failed(status, reply);
+                    return false;
+                }
+                if (found) return true;
+                std::string created;
+                if (std::string error = change(nullptr, created); !error.empty()) {
+                    reply.error(error);
+                    return false;
+                }
+                bool inserted = false;
+                if (Status put = store_.put_if_absent(key, created, inserted); !put) {
+                    failed(put, reply);
+                    return false;
+                }
+                if (inserted) return true;
+            }
+        } catch (const Refused& refused) {
+            reply.error(refused.error);
+            return false;
+        }
+    }
+
     // INCR, DECR, INCRBY, DECRBY: the number is parsed and stored as text,
     // and the log holds the result, never the increment.
     void incr(const Args& args, Session&, Reply& reply) {
@@ -244,52 +316,177 @@ private:
             if (delta == INT64_MIN) return reply.error("ERR decrement would overflow");
             delta = -delta;
         }
-        struct NotInteger {};
-        struct Overflow {};
         long long result = 0;
-        try {
-            while (true) {
-                bool found = false;
-                Status status = store_.update(
-                    args[1],
-                    [&](std::string& value) {
-                        long long current = 0;
-                        if (!parse_integer(value, current)) throw NotInteger{};
-                        if ((delta > 0 && current > INT64_MAX - delta) || (delta < 0 && current < INT64_MIN - delta))
-                            throw Overflow{};
-                        result = current + delta;
-                        value = std::to_string(result);
-                    },
-                    found);
-                if (!status) return failed(status, reply);
-                if (found) break;
-                bool inserted = false;
-                result = delta;
-                if (Status put = store_.put_if_absent(args[1], std::to_string(delta), inserted); !put)
-                    return failed(put, reply);
-                if (inserted) break;
-            }
-        } catch (const NotInteger&) {
-            return reply.error("ERR value is not an integer or out of range");
-        } catch (const Overflow&) {
-            return reply.error("ERR increment or decrement would overflow");
-        }
-        reply.integer(result);
+        const bool done = read_modify_write(
+            args[1],
+            [&](const std::string* current, std::string& out) -> std::string {
+                long long value = 0;
+                if (current != nullptr && !parse_integer(*current, value))
+                    return "ERR value is not an integer or out of range";
+                if ((delta > 0 && value > INT64_MAX - delta) || (delta < 0 && value < INT64_MIN - delta))
+                    return "ERR increment or decrement would overflow";
+                result = value + delta;
+                out = std::to_string(result);
+                return {};
+            },
+            reply);
+        if (done) reply.integer(result);
     }
 
+    // Redis's float syntax for INCRBYFLOAT: what strtold reads whole, with
+    // no space around it, no NaN and no overflow.
+    static bool parse_float(std::string_view text, long double& value) {
+        if (text.empty() || text.size() > 5000 || std::isspace(static_cast<unsigned char>(text.front())) ||
+            std::isspace(static_cast<unsigned char>(text.back())))
+            return false;
+        const std::string copy(text);
+        char* end = nullptr;
+        errno = 0;
+        value = std::strtold(copy.c_str(), &end);
+        return end == copy.c_str() + copy.size() && errno != ERANGE && !std::isnan(value);
+    }
+
+    // As Redis prints INCRBYFLOAT's result: 17 decimals, trailing zeros cut.
+    static std::string format_float(long double value) {
+        char buffer[5200];
+        const int length = std::snprintf(buffer, sizeof buffer, "%.17Lf", value);
+        std::string text(buffer, static_cast<std::size_t>(std::clamp(length, 0, static_cast<int>(sizeof buffer) - 1)));
+        if (text.find('.') != std::string::npos) {
+            while (text.back() == '0') text.pop_back();
+            if (text.back() == '.') text.pop_back();
+        }
+        if (text == "-0") text = "0";
+        return text;
+    }
+
+    void incrbyfloat(const Args& args, Session&, Reply& reply) {
+        long double delta = 0;
+        if (!parse_float(args[2], delta)) return reply.error("ERR value is not a valid float");
+        std::string result;
+        const bool done = read_modify_write(
+            args[1],
+            [&](const std::string* current, std::string& out) -> std::string {
+                long double value = 0;
+                if (current != nullptr && !parse_float(*current, value)) return "ERR value is not a valid float";
+                value += delta;
+                if (std::isnan(value) || std::isinf(value)) return "ERR increment would produce NaN or Infinity";
+                out = result = format_float(value);
+                return {};
+            },
+            reply);
+        if (done) reply.bulk(result);
+    }
+
+    void append(const Args& args, Session&, Reply& reply) {
+        std::size_t length = 0;
+        const bool done = read_modify_write(
+            args[1],
+            [&](const std::string* current, std::string& out) -> std::string {
+                if (current != nullptr) out = *current;
+                out += args[2];
+                length = out.size();
+                return {};
+            },
+            reply);
+        if (done) reply.integer(static_cast<long long>(length));
+    }
+
+    long long length_of(std::string_view key) {
+        return store_.find(key, value_) ? static_cast<long long>(value_.size()) : 0;
+    }
+
+    void strlen(const Args& args, Session&, Reply& reply) { reply.integer(length_of(args[1])); }
+
+    // GETRANGE key start end, with Redis's index rules: negative counts from
+    // the end, both ends clamped, an empty reply when start passes end.
+    void getrange(const Args& args, Session&, Reply& reply) {
+        long long start = 0, end = 0;
+        if (!parse_integer(args[2], start) || !parse_integer(args[3], end))
+            return reply.error("ERR value is not an integer or out of range");
+        if (!store_.find(args[1], value_)) value_.clear();
+        const auto length = static_cast<long long>(value_.size());
+        if (start < 0 && end < 0 && start > end) return reply.bulk("");
+        if (start < 0) start = std::max(0LL, length + start);
+        if (end < 0) end = std::max(0LL, length + end);
+        end = std::min(end, length - 1);
+        if (length == 0 || start > end) return reply.bulk("");
+        reply.bulk(std::string_view(value_).substr(static_cast<std::size_t>(start),
+                                                   static_cast<std::size_t>(end - start + 1)));
+    }
+
+    // SETRANGE key offset value: writes value at offset, zero-padding a
+    // shorter string; an empty value creates nothing and changes nothing.
+    void setrange(const Args& args, Session&, Reply& reply) {
+        long long offset = 0;
+        if (!parse_integer(args[2], offset)) return reply.error("ERR value is not an integer or out of range");
+        if (offset < 0) return reply.error("ERR offset is out of range");
+        const std::string_view piece = args[3];
+        if (piece.empty()) return reply.integer(length_of(args[1]));
+        // Checked before anything is allocated: an offset can ask for 2^63 bytes.
+        if (static_cast<unsigned long long>(offset) + piece.size() > state_.config.max_value_size)
+            return reply.error("ERR string exceeds maximum allowed size (max_value_size " +
+                               std::to_string(state_.config.max_value_size) + ")");
+        const auto at = static_cast<std::size_t>(offset);
+        std::size_t length = 0;
+        const bool done = read_modify_write(
+            args[1],
+            [&](const std::string* current, std::string& out) -> std::string {
+                if (current != nullptr) out = *current;
+                if (out.size() < at + piece.size()) out.resize(at + piece.size(), '\0');
+                out.replace(at, piece.size(), piece);
+                length = out.size();
+                return {};
+            },
+            reply);
+        if (done) reply.integer(static_cast<long long>(length));
+    }
+
+    void setnx(const Args& args, Session&, Reply& reply) {
+        bool inserted = false;
+        if (Status status = store_.put_if_absent(args[1], args[2], inserted); !status) return failed(status, reply);
+        reply.integer(inserted ? 1 : 0);
+    }
+
+    // SETEX key seconds value, PSETEX key milliseconds value.
+    void setex(const Args& args, Session&, Reply& reply) {
+        long long amount = 0;
+        if (!parse_integer(args[2], amount)) return reply.error("ERR value is not an integer or out of range");
+        const bool seconds = name_ == "SETEX";
+        if (amount <= 0 || (seconds && amount > INT64_MAX / 1000))
+            return reply.error("ERR invalid expire time in '" + lower(name_) + "' command");
+        const std::chrono::milliseconds ttl(seconds ? amount * 1000 : amount);
+        if (Status status = store_.put(args[1], args[3], ttl); !status) return failed(status, reply);
+        reply.status("OK");
+    }
+
+    void type(const Args& args, Session&, Reply& reply) { reply.status(store_.contains(args[1]) ? "string" : "none"); }
+
+    static long long unix_now_ms() {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    }
+
+    // EXPIRE and PEXPIRE take a time to live, EXPIREAT and PEXPIREAT a
+    // Unix time.
     void expire(const Args& args, Session&, Reply& reply) {
         long long amount = 0;
         if (!parse_integer(args[2], amount)) return reply.error("ERR value is not an integer or out of range");
-        const bool seconds = name_ == "EXPIRE";
+        const bool seconds = name_ == "EXPIRE" || name_ == "EXPIREAT";
         if (seconds && (amount > INT64_MAX / 1000 || amount < INT64_MIN / 1000))
-            return reply.error("ERR invalid expire time in 'expire' command");
+            return reply.error("ERR invalid expire time in '" + lower(name_) + "' command");
+        if (seconds) amount *= 1000;
+        if (name_.back() == 'T') {
+            const long long now = unix_now_ms();
+            amount = amount < INT64_MIN + now ? 0 : amount - now;
+        }
         bool found = false;
         Status status;
         if (amount <= 0) {
             // As in Redis, a deadline already past deletes the key.
             status = store_.erase(args[1], &found);
         } else {
-            status = store_.expire(args[1], std::chrono::milliseconds(seconds ? amount * 1000 : amount), found);
+            status = store_.expire(args[1], std::chrono::milliseconds(amount), found);
         }
         if (!status) return failed(status, reply);
         reply.integer(found ? 1 : 0);
@@ -303,6 +500,91 @@ private:
             std::chrono::duration_cast<std::chrono::milliseconds>(*when - std::chrono::system_clock::now());
         const long long ms = std::max<long long>(0, left.count());
         reply.integer(name_ == "PTTL" ? ms : (ms + 500) / 1000);
+    }
+
+    // EXPIRETIME, PEXPIRETIME: the deadline as a Unix time.
+    void expire_time(const Args& args, Session&, Reply& reply) {
+        std::optional<typename StoreType::TimePoint> when;
+        if (!store_.expires_at(args[1], when)) return reply.integer(-2);
+        if (!when) return reply.integer(-1);
+        const long long ms = std::chrono::duration_cast<std::chrono::milliseconds>(when->time_since_epoch()).count();
+        reply.integer(name_ == "PEXPIRETIME" ? ms : ms / 1000);
+    }
+
+    void time(const Args&, Session&, Reply& reply) {
+        const auto micros =
+            std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        reply.array(2);
+        reply.bulk(std::to_string(micros / 1000000));
+        reply.bulk(std::to_string(micros % 1000000));
+    }
+
+    // Whether the keys gathered for KEYS or SCAN fit in max_reply_size; if
+    // not, says so.
+    bool fits_reply(const std::vector<std::string>& keys, Reply& reply) {
+        std::size_t bytes = 0;
+        for (const std::string& key : keys) bytes += key.size() + 16;
+        if (bytes <= state_.config.max_reply_size) return true;
+        reply.error("ERR the reply to " + name_ + " would exceed max_reply_size (" +
+                    std::to_string(state_.config.max_reply_size) + " bytes)" +
+                    (name_ == "KEYS" ? "; SCAN returns the keys in steps" : "; a smaller COUNT makes smaller steps"));
+        return false;
+    }
+
+    void reply_keys(const std::vector<std::string>& keys, Reply& reply) {
+        reply.array(keys.size());
+        for (const std::string& key : keys) reply.bulk(key);
+    }
+
+    void keys(const Args& args, Session&, Reply& reply) {
+        std::vector<std::string> found;
+        store_.for_each([&](std::string_view key, std::string_view) {
+            if (glob_match(args[1], key)) found.emplace_back(key);
+        });
+        if (fits_reply(found, reply)) reply_keys(found, reply);
+    }
+
+    // SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]. The cursor is
+    // the next shard to visit: a call visits whole shards until it has seen
+    // COUNT keys, so a key present for the whole scan is returned exactly
+    // once, and no lock is held between calls.
+    void scan(const Args& args, Session&, Reply& reply) {
+        unsigned long long cursor = 0;
+        const std::string_view text = args[1];
+        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), cursor);
+        if (text.empty() || error != std::errc() || end != text.data() + text.size())
+            return reply.error("ERR invalid cursor");
+        std::optional<std::string_view> pattern;
+        long long count = 10;
+        bool strings = true;
+        for (std::size_t i = 2; i < args.size(); i += 2) {
+            if (i + 1 >= args.size()) return reply.error("ERR syntax error");
+            if (is(args[i], "MATCH")) {
+                pattern = args[i + 1];
+            } else if (is(args[i], "COUNT")) {
+                if (!parse_integer(args[i + 1], count))
+                    return reply.error("ERR value is not an integer or out of range");
+                if (count < 1) return reply.error("ERR syntax error");
+            } else if (is(args[i], "TYPE")) {
+                strings = is(args[i + 1], "STRING");
+            } else {
+                return reply.error("ERR syntax error");
+            }
+        }
+        std::vector<std::string> found;
+        long long seen = 0;
+        std::size_t shard = static_cast<std::size_t>(std::min<unsigned long long>(cursor, store_.shard_count()));
+        while (shard < store_.shard_count() && seen < count) {
+            store_.for_each_in_shard(shard++, [&](std::string_view key, std::string_view) {
+                ++seen;
+                if (strings && (!pattern || glob_match(*pattern, key))) found.emplace_back(key);
+            });
+        }
+        if (!fits_reply(found, reply)) return;
+        reply.array(2);
+        reply.bulk(std::to_string(shard < store_.shard_count() ? shard : 0));
+        reply_keys(found, reply);
     }
 
     void persist(const Args& args, Session&, Reply& reply) {

@@ -413,11 +413,20 @@ public:
     /// ConcurrentMap::for_each).
     template <class F>
     void for_each(F&& f) const {
+        for (std::size_t shard = 0; shard < shard_count(); ++shard) for_each_in_shard(shard, f);
+    }
+    /// Calls f(key, value) on every live entry of shard `shard` (below
+    /// shard_count()) under that shard's shared lock alone: a scan done in
+    /// steps, shard by shard, holds no lock between them (SCAN's cursor).
+    template <class F>
+    void for_each_in_shard(std::size_t shard, F&& f) const {
         const Expiry now = now_us();
-        map_.for_each([&](const auto& key, const auto& stored) {
+        map_.for_each_in_shard(shard, [&](const auto& key, const auto& stored) {
             if (!expired_at(stored, now)) f(key, Values::value(stored));
         });
     }
+    /// The map's number of shards, fixed when the store is opened.
+    std::size_t shard_count() const noexcept { return map_.shard_count(); }
     /// Entries held, read without locking; expired keys count until they
     /// are removed.
     std::size_t size() const noexcept { return map_.size(); }

@@ -111,6 +111,104 @@ TEST_CASE("redis-cli runs every command the server offers", "[server][redis-cli]
     CHECK(reopened.cli({"GET", "after"}) == "flush");
 }
 
+TEST_CASE("The string and keyspace commands answer as Redis does", "[server][redis-cli]") {
+    TempDir dir;
+    ServerProcess server(in_dir(dir));
+    CHECK(server.cli({"SETNX", "n", "first"}) == "1");
+    CHECK(server.cli({"SETNX", "n", "second"}) == "0");
+    CHECK(server.cli({"GET", "n"}) == "first");
+    CHECK(server.cli({"SETEX", "e", "100", "v"}) == "OK");
+    CHECK(server.cli({"TTL", "e"}) == "100");
+    CHECK(server.cli({"PSETEX", "pe", "100000", "v"}) == "OK");
+    CHECK(as_number(server.cli({"PTTL", "pe"})) > 90000);
+    CHECK(server.cli({"SETEX", "e", "0", "v"}).find("ERR invalid expire time in 'setex' command") == 0);
+    CHECK(server.cli({"PSETEX", "e", "x", "v"}).find("ERR value is not an integer or out of range") == 0);
+
+    CHECK(server.cli({"APPEND", "s", "Hello"}) == "5");
+    CHECK(server.cli({"APPEND", "s", " World"}) == "11");
+    CHECK(server.cli({"STRLEN", "s"}) == "11");
+    CHECK(server.cli({"STRLEN", "absent"}) == "0");
+    CHECK(server.cli({"GETRANGE", "s", "0", "4"}) == "Hello");
+    CHECK(server.cli({"GETRANGE", "s", "-5", "-1"}) == "World");
+    CHECK(server.cli({"GETRANGE", "s", "6", "1000"}) == "World");
+    CHECK(server.cli({"GETRANGE", "s", "5", "2"}).empty());
+    CHECK(server.cli({"GETRANGE", "s", "-1", "-5"}).empty());
+    CHECK(server.cli({"GETRANGE", "absent", "0", "-1"}).empty());
+    CHECK(server.cli({"SUBSTR", "s", "0", "0"}) == "H");
+    CHECK(server.cli({"SETRANGE", "s", "6", "Redis"}) == "11");
+    CHECK(server.cli({"GET", "s"}) == "Hello Redis");
+    CHECK(server.cli({"SETRANGE", "pad", "3", "x"}) == "4");
+    CHECK(server.cli({"STRLEN", "pad"}) == "4");
+    CHECK(server.cli({"SETRANGE", "none", "5", ""}) == "0");
+    CHECK(server.cli({"EXISTS", "none"}) == "0");
+    CHECK(server.cli({"SETRANGE", "s", "-1", "x"}).find("ERR offset is out of range") == 0);
+    CHECK(server.cli({"SETRANGE", "s", "9223372036854775000", "x"}).find("ERR string exceeds maximum allowed size") ==
+          0);
+    CHECK(server.cli({"GET", "s"}) == "Hello Redis");
+    // APPEND and SETRANGE keep a key's expiry, as in Redis.
+    CHECK(server.cli({"APPEND", "e", "w"}) == "2");
+    CHECK(server.cli({"TTL", "e"}) == "100");
+
+    CHECK(server.cli({"SET", "f", "10.50"}) == "OK");
+    CHECK(server.cli({"INCRBYFLOAT", "f", "0.1"}) == "10.6");
+    CHECK(server.cli({"INCRBYFLOAT", "f", "-5"}) == "5.6");
+    CHECK(server.cli({"INCRBYFLOAT", "newf", "5.0e3"}) == "5000");
+    CHECK(server.cli({"INCRBYFLOAT", "s", "1"}).find("ERR value is not a valid float") == 0);
+    CHECK(server.cli({"INCRBYFLOAT", "f", "abc"}).find("ERR value is not a valid float") == 0);
+    CHECK(server.cli({"INCRBYFLOAT", "f", "inf"}).find("ERR increment would produce NaN or Infinity") == 0);
+    CHECK(server.cli({"GET", "f"}) == "5.6");
+    CHECK(server.cli({"INCR", "f"}).find("not an integer") != std::string::npos);
+
+    CHECK(server.cli({"TYPE", "s"}) == "string");
+    CHECK(server.cli({"TYPE", "absent"}) == "none");
+    CHECK(server.cli({"TOUCH", "s", "absent", "f"}) == "2");
+    CHECK(server.cli({"SET", "gone", "v"}) == "OK");
+    CHECK(server.cli({"UNLINK", "gone", "absent"}) == "1");
+
+    const long long now = as_number(server.cli({"TIME"}).substr(0, 10));
+    CHECK(now > 1700000000);
+    CHECK(server.cli({"EXPIREAT", "n", std::to_string(now + 1000)}) == "1");
+    const long long ttl = as_number(server.cli({"TTL", "n"}));
+    CHECK(ttl > 990);
+    CHECK(ttl <= 1001);
+    CHECK(as_number(server.cli({"EXPIRETIME", "n"})) == now + 1000);
+    CHECK(as_number(server.cli({"PEXPIRETIME", "n"})) == (now + 1000) * 1000);
+    CHECK(server.cli({"EXPIRETIME", "s"}) == "-1");
+    CHECK(server.cli({"EXPIRETIME", "absent"}) == "-2");
+    CHECK(server.cli({"PEXPIREAT", "n", std::to_string((now - 10) * 1000)}) == "1");  // past: deleted
+    CHECK(server.cli({"EXISTS", "n"}) == "0");
+    CHECK(server.cli({"EXPIREAT", "absent", std::to_string(now + 10)}) == "0");
+
+    CHECK(server.cli({"FLUSHDB"}) == "OK");
+    for (int i = 0; i < 300; ++i) REQUIRE(server.cli({"SET", "key:" + std::to_string(i), "v"}) == "OK");
+    REQUIRE(server.cli({"SET", "other", "v"}) == "OK");
+    std::string keys = server.cli({"KEYS", "key:1?"});
+    std::vector<std::string> listed;
+    for (std::size_t at = 0, next; at < keys.size(); at = next + 1) {
+        next = std::min(keys.find('\n', at), keys.size());
+        listed.push_back(keys.substr(at, next - at));
+    }
+    std::sort(listed.begin(), listed.end());
+    CHECK(listed == std::vector<std::string>{"key:10", "key:11", "key:12", "key:13", "key:14", "key:15", "key:16",
+                                             "key:17", "key:18", "key:19"});
+    CHECK(server.cli({"KEYS", "key:[12]9[^0-8]"}).find("key:199") != std::string::npos);
+    CHECK(server.cli({"SCAN", "x"}).find("ERR invalid cursor") == 0);
+    CHECK(server.cli({"SCAN", "0", "COUNT", "0"}).find("ERR syntax error") == 0);
+    CHECK(server.cli({"SCAN", "0", "NOSUCH", "1"}).find("ERR syntax error") == 0);
+    CHECK(server.cli({"SCAN", "0", "TYPE", "list"}).find("key:") == std::string::npos);
+    // redis-cli --scan follows the cursor to its end: every key once.
+    std::string scanned;
+    REQUIRE(server.redis_cli({"--scan", "--pattern", "key:*"}, scanned) == 0);
+    std::map<std::string, int> times;
+    for (std::size_t at = 0, next; at < scanned.size(); at = next + 1) {
+        next = std::min(scanned.find('\n', at), scanned.size());
+        if (next > at) ++times[scanned.substr(at, next - at)];
+    }
+    CHECK(times.size() == 300);
+    CHECK(std::all_of(times.begin(), times.end(), [](const auto& entry) { return entry.second == 1; }));
+    CHECK(times.count("other") == 0);
+}
+
 TEST_CASE("With requirepass, commands wait for AUTH", "[server][redis-cli]") {
     TempDir dir;
     ServerProcess server(in_dir(dir, {"--requirepass", "s3cret"}));
