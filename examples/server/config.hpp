@@ -44,6 +44,7 @@ struct ServerConfig {
     std::size_t threads = 0;  // 0: one per core
     RequestLimits limits{std::size_t{256} << 20, std::size_t{64} << 20, std::size_t{1} << 20};
     std::size_t max_reply_size = std::size_t{256} << 20;  // one MGET's reply
+    std::size_t databases = 16;                            // SELECT 0 to databases - 1
 };
 
 inline const char* durability_name(DurabilityMode mode) {
@@ -137,6 +138,15 @@ public:
         setters_["max_bulk_length"] = size(config_.limits.max_bulk_length);
         setters_["max_arguments"] = size(config_.limits.max_arguments);
         setters_["max_reply_size"] = size(config_.max_reply_size);
+        setters_["databases"] = [this](const std::string& text, std::string& why) {
+            std::uint64_t count = 0;
+            if (!parse_size(text, count, why) || count == 0 || count > kMaxDatabases) {
+                why = "expected a number of databases from 1 to " + std::to_string(kMaxDatabases);
+                return false;
+            }
+            config_.databases = static_cast<std::size_t>(count);
+            return true;
+        };
     }
 
     /// The names a file or the command line may set.
@@ -223,6 +233,8 @@ public:
         return true;
     }
 
+    // Each database is a store with its own files and threads.
+    static constexpr std::uint64_t kMaxDatabases = 1024;
     // A snapshot may be rewritten after the log grows by 1000 times its size at most.
     static constexpr std::uint64_t kMaxGrowthPercent = 100'000;
 

@@ -5,6 +5,7 @@
 //
 // SIGINT or SIGTERM stop it; what it acknowledged is durable when it exits.
 #include "config.hpp"
+#include "databases.hpp"
 #include "server.hpp"
 
 #include <kvstore/store.hpp>
@@ -12,6 +13,8 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -28,7 +31,7 @@ const char* const kUsage =
     "              flush_interval_ms, default 100), none (only SAVE/BGSAVE persist)\n"
     "  max_connections (10000)  max_key_size (64k)  max_value_size (64m)  num_shards\n"
     "  wal_buffer_size (16m)  checkpoint_bytes (64m)  checkpoint_growth (100, percent)\n"
-    "  requirepass  threads (one per core)\n"
+    "  requirepass  threads (one per core)  databases (16; database n > 0 in dir/db<n>)\n"
     "  max_query_buffer (256m)  max_bulk_length (64m)  max_arguments (1048576)\n"
     "  max_reply_size (256m)\n";
 
@@ -47,17 +50,21 @@ kvstore::StoreOptions store_options(const ServerConfig& config) {
 
 template <class StoreType>
 int serve(const ServerConfig& config) {
-    std::unique_ptr<StoreType> store;
-    kvstore::StoreRecovery recovery;
-    if (kvstore::Status status = StoreType::open(config.dir, store_options(config), store, &recovery); !status) {
+    kvstore::server::Databases<StoreType> databases(config.dir, store_options(config), config.databases);
+    std::vector<std::pair<std::size_t, kvstore::StoreRecovery>> opened;
+    std::size_t failed = 0;
+    if (kvstore::Status status = databases.open_existing(opened, failed); !status) {
         std::cerr << "kvstore-server: cannot open the store: " << status.to_string() << "\n(kvstore-inspect "
-                  << config.dir << " shows what is damaged)\n";
+                  << databases.directory(failed) << " shows what is damaged)\n";
         return 1;
     }
-    std::cerr << "kvstore-server: opened " << config.dir << ": " << store->size() << " keys ("
-              << recovery.snapshot_entries << " from snapshot, " << recovery.log.records << " log records replayed in "
-              << recovery.log.seconds << " s" << (recovery.log.truncated ? ", a torn tail cut off" : "") << ")\n";
-    kvstore::server::Server<StoreType> server(*store, config);
+    for (const auto& [db, recovery] : opened) {
+        std::cerr << "kvstore-server: opened " << databases.directory(db) << ": " << databases.opened(db)->size()
+                  << " keys (" << recovery.snapshot_entries << " from snapshot, " << recovery.log.records
+                  << " log records replayed in " << recovery.log.seconds << " s"
+                  << (recovery.log.truncated ? ", a torn tail cut off" : "") << ")\n";
+    }
+    kvstore::server::Server<StoreType> server(databases, config);
     std::string error;
     if (!server.listen(error)) {
         std::cerr << "kvstore-server: " << error << '\n';
@@ -67,7 +74,7 @@ int serve(const ServerConfig& config) {
               << config.bind << ':' << server.port() << std::endl;
     server.run();
     std::cerr << "kvstore-server: shutting down\n";
-    if (kvstore::Status status = store->close(); !status) {
+    if (kvstore::Status status = databases.close(); !status) {
         std::cerr << "kvstore-server: closing the store failed: " << status.to_string() << '\n';
         return 1;
     }

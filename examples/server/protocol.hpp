@@ -133,6 +133,10 @@ inline void append_quoted(std::string& out, std::string_view value) {
     out += '"';
 }
 
+/// The longest inline request awaited without its newline, as in Redis: a
+/// person types less, and a client sending more is not speaking inline.
+inline constexpr std::size_t kMaxInlineRequest = std::size_t{64} << 10;
+
 /// The most a connection may make the server hold for one request.
 struct RequestLimits {
     std::size_t max_query_buffer = std::size_t{512} << 20;  ///< unparsed bytes of one connection
@@ -169,11 +173,18 @@ public:
         request.args.clear();
         request.unquoted.clear();
         if (input.empty()) return ParseResult::kIncomplete;
+        request.plain_reply = false;
         if (input[0] == '*') return parse_resp(input, request, consumed, needed, error);
         return parse_inline(input, request, consumed, error);
     }
 
 private:
+    static std::string hex_byte(char c) {
+        static const char digits[] = "0123456789abcdef";
+        const auto byte = static_cast<unsigned char>(c);
+        return {digits[byte >> 4], digits[byte & 15]};
+    }
+
     // Reads "<prefix><integer>\r\n" at `pos`.
     static ParseResult read_length_line(std::string_view input, std::size_t& pos, char prefix, long long& value,
                                         std::string& error) {
@@ -187,7 +198,9 @@ private:
             return ParseResult::kIncomplete;
         }
         if (input[pos] != prefix || input[end + 1] != '\n') {
-            error = std::string("Protocol error: expected '") + prefix + "'";
+            error = std::string("Protocol error: expected '") + prefix + "', got '" +
+                    (input[pos] >= ' ' && input[pos] <= '~' ? std::string(1, input[pos]) : "\\x" + hex_byte(input[pos])) +
+                    "'";
             return ParseResult::kError;
         }
         if (!parse_integer(input.substr(pos + 1, end - pos - 1), value)) {
@@ -204,8 +217,8 @@ private:
         long long count = 0;
         if (ParseResult r = read_length_line(input, pos, '*', count, error); r != ParseResult::kComplete) return r;
         if (count > static_cast<long long>(limits_.max_arguments)) {
-            error = "Protocol error: " + std::to_string(count) + " arguments exceed max_arguments (" +
-                    std::to_string(limits_.max_arguments) + ")";
+            error = "Protocol error: invalid multibulk length: " + std::to_string(count) +
+                    " arguments exceed max_arguments (" + std::to_string(limits_.max_arguments) + ")";
             return ParseResult::kError;
         }
         if (count <= 0) {
@@ -233,19 +246,26 @@ private:
             request.args.push_back(input.substr(pos, size));
             pos += size + 2;
         }
-        request.plain_reply = false;
         consumed = pos;
         return ParseResult::kComplete;
     }
 
+    // Errors are answered in the line's framing; a line too long to be
+    // typed, with no end yet, in RESP, as Redis answers it.
     ParseResult parse_inline(std::string_view input, Request& request, std::size_t& consumed,
                              std::string& error) const {
         const std::size_t newline = input.find('\n');
-        if (newline == std::string_view::npos) return ParseResult::kIncomplete;
+        if (newline == std::string_view::npos) {
+            if (input.size() <= kMaxInlineRequest) return ParseResult::kIncomplete;
+            error = "Protocol error: too big inline request (over " + std::to_string(kMaxInlineRequest) +
+                    " bytes with no newline)";
+            return ParseResult::kError;
+        }
         std::string_view line = input.substr(0, newline);
         const bool crlf = !line.empty() && line.back() == '\r';
         if (crlf) line.remove_suffix(1);
         consumed = newline + 1;
+        request.plain_reply = !crlf;
         if (!split_arguments(line, request.unquoted, error)) return ParseResult::kError;
         if (request.unquoted.size() > limits_.max_arguments) {
             error = "Protocol error: " + std::to_string(request.unquoted.size()) + " arguments exceed max_arguments (" +
@@ -254,7 +274,6 @@ private:
         }
         if (request.unquoted.empty()) return ParseResult::kEmpty;
         for (const std::string& arg : request.unquoted) request.args.emplace_back(arg);
-        request.plain_reply = !crlf;
         return ParseResult::kComplete;
     }
 
@@ -262,16 +281,24 @@ private:
     RequestLimits limits_;
 };
 
-/// Appends replies to a connection's output, in the framing of the request.
+/// Appends replies to a connection's output, in the framing of the request:
+/// RESP2, RESP3 (after HELLO 3) or plain text.
 class Reply {
 public:
-    Reply(std::string& out, bool plain) : out_(out), plain_(plain) {}
+    Reply(std::string& out, bool plain, bool resp3 = false) : out_(out), plain_(plain), resp3_(resp3 && !plain) {}
+    /// Appends to what `other` appends to, in RESP3 or RESP2 (HELLO's own
+    /// reply is in the version it asks for).
+    Reply(Reply& other, bool resp3) : Reply(other.out_, other.plain_, resp3) {}
 
     bool plain() const noexcept { return plain_; }
     /// The bytes of replies written so far, a mark for discard_from.
     std::size_t size() const noexcept { return out_.size(); }
     /// Drops what was written after `mark`: a reply given up half way.
     void discard_from(std::size_t mark) { out_.resize(mark); }
+    /// Whether the reply written after `mark` is an error.
+    bool is_error_from(std::size_t mark) const {
+        return out_.size() > mark && (plain_ ? out_.compare(mark, 6, "ERROR ") == 0 : out_[mark] == '-');
+    }
 
     /// A status word: "+OK" in RESP, "OK" in text.
     void status(std::string_view word) {
@@ -297,25 +324,53 @@ public:
             out_ += "VALUE ";
             append_quoted(out_, value);
         } else {
-            out_ += '$';
-            out_ += std::to_string(value.size());
-            out_ += "\r\n";
-            out_ += value;
+            sized('$', value);
         }
         end_line();
     }
-    /// No value: RESP's null bulk string, "NOT_FOUND" in text.
+    /// No value: RESP2's null bulk string, RESP3's null, "NOT_FOUND" in text.
     void null() {
-        out_ += plain_ ? "NOT_FOUND" : "$-1";
+        out_ += plain_ ? "NOT_FOUND" : resp3_ ? "_" : "$-1";
         end_line();
     }
     /// An array of `count` replies that follow; text has no header line.
-    void array(std::size_t count) {
-        if (plain_) return;
-        out_ += '*';
-        out_ += std::to_string(count);
+    void array(std::size_t count) { header('*', count); }
+    /// A map of `count` name, value pairs that follow: in RESP2, an array
+    /// of 2 x count replies.
+    void map_or_array(std::size_t count) {
+        if (resp3_) return header('%', count);
+        array(2 * count);
+    }
+    /// No array (EXEC of a transaction a WATCHed key aborted): "*-1" in
+    /// RESP2, RESP3's null, "NOT_FOUND" in text.
+    void null_array() {
+        out_ += plain_ ? "NOT_FOUND" : resp3_ ? "_" : "*-1";
         end_line();
     }
+    /// A boolean: RESP3's #t/#f, 1 or 0 in RESP2.
+    void boolean(bool value) {
+        if (!resp3_) return integer(value ? 1 : 0);
+        out_ += value ? "#t" : "#f";
+        end_line();
+    }
+    /// A number of any size, as decimal digits: RESP3's big number, a bulk
+    /// string in RESP2.
+    void big_number(std::string_view digits) {
+        if (!resp3_) return bulk(digits);
+        out_ += '(';
+        out_ += digits;
+        end_line();
+    }
+    /// Text to show as it is: RESP3's verbatim string, a bulk string in RESP2.
+    void verbatim(std::string_view text) {
+        if (!resp3_) return bulk(text);
+        sized('=', "txt:" + std::string(text));
+        end_line();
+    }
+    /// `count` name, value pairs about the reply that follows, in RESP3;
+    /// RESP2 has none, and the caller writes none there.
+    void attributes(std::size_t count) { header('|', count); }
+    bool resp3() const noexcept { return resp3_; }
     /// Lines of "name:value" text (INFO, STATS): a bulk string in RESP, the
     /// lines and then "END" in text.
     void text(std::string_view lines) {
@@ -327,9 +382,22 @@ public:
 
 private:
     void end_line() { out_ += plain_ ? "\n" : "\r\n"; }
+    void header(char type, std::size_t count) {
+        if (plain_) return;
+        out_ += type;
+        out_ += std::to_string(count);
+        end_line();
+    }
+    void sized(char type, std::string_view value) {
+        out_ += type;
+        out_ += std::to_string(value.size());
+        out_ += "\r\n";
+        out_ += value;
+    }
 
     std::string& out_;
     bool plain_;
+    bool resp3_;
 };
 
 }  // namespace kvstore::server

@@ -18,6 +18,7 @@
 
 #include "commands.hpp"
 #include "config.hpp"
+#include "databases.hpp"
 #include "protocol.hpp"
 
 #include <asio.hpp>
@@ -39,11 +40,13 @@ namespace kvstore::server {
 template <class StoreType>
 class Server {
 public:
-    Server(StoreType& store, const ServerConfig& config)
-        : store_(store), config_(config), state_(config), parser_(config.limits) {
+    /// Serves `databases`, whose database 0 is open.
+    Server(Databases<StoreType>& databases, const ServerConfig& config)
+        : databases_(databases), store_(*databases.opened(0)), config_(config), state_(config),
+          parser_(config.limits) {
         const std::size_t threads =
             config.threads > 0 ? config.threads : std::max(1u, std::thread::hardware_concurrency());
-        for (std::size_t i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>(store_, state_));
+        for (std::size_t i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>(databases_, state_));
         acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(workers_[0]->context);
         state_.start_background_save = [this] { return start_background_save(); };
         state_.shut_down = [this] { stop(); };
@@ -100,7 +103,7 @@ private:
     // One io thread: its context and its own command executor (which keeps
     // per-thread scratch buffers).
     struct Worker {
-        Worker(StoreType& store, ServerState& state) : context(1), executor(store, state) {}
+        Worker(Databases<StoreType>& databases, ServerState& state) : context(1), executor(databases, state) {}
         asio::io_context context;
         CommandExecutor<StoreType> executor;
         std::thread thread;
@@ -156,11 +159,23 @@ private:
             server_.state_.connected.fetch_add(1, std::memory_order_relaxed);
             session_.authenticated = server_.config_.requirepass.empty();
         }
-        ~Connection() { server_.state_.connected.fetch_sub(1, std::memory_order_relaxed); }
+        ~Connection() {
+            server_.state_.clients.remove(session_.id);
+            server_.state_.connected.fetch_sub(1, std::memory_order_relaxed);
+        }
 
         void start() {
             asio::error_code ignored;
             socket_.non_blocking(true, ignored);
+            const auto peer = socket_.remote_endpoint(ignored);
+            std::weak_ptr<Connection> weak = this->shared_from_this();
+            session_.id = server_.state_.clients.add(
+                peer.address().to_string() + ":" + std::to_string(peer.port()),
+                [weak, executor = socket_.get_executor()] {
+                    asio::post(executor, [weak] {
+                        if (auto self = weak.lock()) self->close();
+                    });
+                });
             process();
         }
 
@@ -254,11 +269,11 @@ private:
                 const ParseResult result = server_.parser_.parse(input, request_, consumed, needed_, error);
                 if (result == ParseResult::kIncomplete) return;
                 needed_ = 0;
-                if (result == ParseResult::kError) return answer_breach("ERR " + error, input[0] != '*');
+                if (result == ParseResult::kError) return answer_breach("ERR " + error, request_.plain_reply);
                 begin_ += consumed;
                 if (result == ParseResult::kEmpty) continue;
                 plain_ = request_.plain_reply;
-                Reply reply(out_, plain_);
+                Reply reply(out_, plain_, session_.resp3);
                 worker_.executor.execute(request_, session_, reply);
                 closing_ = session_.close_after_reply;
             }
@@ -334,7 +349,7 @@ private:
     void admit(asio::ip::tcp::socket socket, Worker& worker) {
         state_.connections_total.fetch_add(1, std::memory_order_relaxed);
         asio::error_code ignored;
-        if (state_.connected.load(std::memory_order_relaxed) >= config_.max_connections) {
+        if (state_.connected.load(std::memory_order_relaxed) >= state_.max_connections.load(std::memory_order_relaxed)) {
             state_.rejected_connections.fetch_add(1, std::memory_order_relaxed);
             static const char refusal[] = "-ERR max number of clients reached\r\n";
             socket.non_blocking(true, ignored);
@@ -353,8 +368,13 @@ private:
         if (saver_.joinable()) saver_.join();
         saving_ = true;
         saver_ = std::thread([this] {
-            const Status status = store_.checkpoint();
-            if (!status) std::cerr << "kvstore-server: BGSAVE failed: " << status.to_string() << '\n';
+            for (std::size_t db = 0; db < databases_.count(); ++db) {
+                StoreType* store = databases_.opened(db);
+                if (store == nullptr) continue;
+                if (const Status status = store->checkpoint(); !status)
+                    std::cerr << "kvstore-server: BGSAVE of database " << db << " failed: " << status.to_string()
+                              << '\n';
+            }
             std::lock_guard<std::mutex> done(save_mutex_);
             saving_ = false;
         });
@@ -370,7 +390,8 @@ private:
         if (saver.joinable()) saver.join();
     }
 
-    StoreType& store_;
+    Databases<StoreType>& databases_;
+    StoreType& store_;  // database 0's, whose writes the committer makes durable in groups
     const ServerConfig& config_;
     ServerState state_;
     RequestParser parser_;

@@ -540,6 +540,19 @@ public:
             return true;
         }
 
+        /// As ConcurrentMap::visit, under the lock already held: calls
+        /// f(value_ref) if the key is there and returns whether it was.
+        template <class Q, class F>
+        bool visit(const Q& key, F&& f) {
+            const std::uint64_t hash = map_.key_hash(key);
+            const auto& lookup = map_.lookup_key(key);
+            Shard& shard = locked_shard(hash, lookup);
+            Slot* slot = shard.table.find(hash, lookup, map_.equal_fn());
+            if (slot == nullptr) return false;
+            std::forward<F>(f)(Layout::value(*slot));
+            return true;
+        }
+
         /// Removes every entry of the locked shards.
         void clear() {
             for (const std::size_t index : shards()) {

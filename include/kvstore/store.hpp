@@ -320,6 +320,128 @@ public:
         return write_entries(batch.keys(), batch.values(), expiries);
     }
 
+    /// What Store::transact's callback reads and writes through: the live
+    /// values of the keys the transaction locked, with the writes it has
+    /// staged already applied, and the writes it stages.
+    class Transaction {
+    public:
+        /// Copies the key's value into `out` (and its expiry into `expiry`,
+        /// if given: nothing if it never expires); false if it is absent or
+        /// expired.
+        template <class Q>
+        bool find(const Q& key, V& out, std::optional<TimePoint>* expiry = nullptr) {
+            if (const std::size_t i = staged_index(key); i != kNotStaged) {
+                if (!values_[i] || deadline_passed(expiries_[i], now_)) return false;
+                out = *values_[i];
+                if (expiry != nullptr) *expiry = time_point_of(expiries_[i]);
+                return true;
+            }
+            bool live = false;
+            locked_->visit(key, [&](const auto& stored) {
+                if (expired_at(stored, now_)) return;
+                live = true;
+                const auto& value = Values::value(stored);
+                if constexpr (std::is_same_v<V, std::string>) {
+                    out.assign(value.data(), value.size());
+                } else {
+                    out = value;
+                }
+                if (expiry != nullptr) *expiry = time_point_of(Values::expiry(stored));
+            });
+            return live;
+        }
+
+        /// True iff the key is present and not expired.
+        template <class Q>
+        bool contains(const Q& key) {
+            V ignored{};
+            return find(key, ignored);
+        }
+
+        /// Stages a put of `key`, expiring at `expiry` (never if nothing);
+        /// an expiry already past makes it a removal. Fails, staging
+        /// nothing, if the key or value is over the store's size limits.
+        template <class Q, class M>
+        Status put(const Q& key, const M& value, std::optional<TimePoint> expiry = std::nullopt) {
+            if (Status status = store_.check_sizes(key, &value); !status) return status;
+            const Expiry at = expiry ? expiry_of(*expiry) : kNoExpiry;
+            if (deadline_passed(at, now_)) {
+                erase(key);
+                return Status::ok();
+            }
+            stage(key, V(value), at);
+            return Status::ok();
+        }
+
+        /// Stages a removal of `key`; returns whether it was live.
+        template <class Q>
+        bool erase(const Q& key) {
+            const bool live = contains(key);
+            if (live) stage(key, std::nullopt, kNoExpiry);
+            return live;
+        }
+
+        /// The time the transaction reads expiries against, fixed when it began.
+        TimePoint now() const { return *time_point_of(now_); }
+
+    private:
+        friend class Store;
+        static constexpr std::size_t kNotStaged = std::numeric_limits<std::size_t>::max();
+        explicit Transaction(const Store& store) : store_(store), now_(store.now_us()) {}
+
+        template <class Q>
+        std::size_t staged_index(const Q& key) const {
+            for (std::size_t i = keys_.size(); i-- > 0;) {
+                if (KeyEqual{}(keys_[i], key)) return i;
+            }
+            return kNotStaged;
+        }
+
+        template <class Q>
+        void stage(const Q& key, std::optional<V> value, Expiry expiry) {
+            if (const std::size_t i = staged_index(key); i != kNotStaged) {
+                values_[i] = std::move(value);
+                expiries_[i] = expiry;
+                return;
+            }
+            keys_.emplace_back(as_stored<K>(key));
+            values_.push_back(std::move(value));
+            expiries_.push_back(expiry);
+        }
+
+        // Before the epoch counts as already past: the earliest expiry there is.
+        static Expiry expiry_of(TimePoint when) {
+            const auto us = std::chrono::duration_cast<std::chrono::microseconds>(when.time_since_epoch()).count();
+            return us > 0 ? static_cast<Expiry>(us) : 1;
+        }
+
+        const Store& store_;
+        Expiry now_;
+        typename Map::LockedKeys* locked_ = nullptr;
+        std::vector<K> keys_;
+        std::vector<std::optional<V>> values_;
+        std::vector<Expiry> expiries_;
+    };
+
+    /// Reads and writes the keys in `keys` as one. Their shards are locked
+    /// exclusively while f(Transaction&) runs; f reads those keys through
+    /// it, seeing its own writes, and stages puts and erases. If f returns
+    /// true the staged writes are logged as one record and applied, so other
+    /// threads, and recovery after a crash, see all of them or none; if it
+    /// returns false nothing changes. f runs once, may name only keys in
+    /// `keys` (std::logic_error otherwise) and must not call the store.
+    template <class F>
+    Status transact(const std::vector<K>& keys, F&& f) {
+        Transaction transaction(*this);
+        return write_locked(
+            keys,
+            [&](typename Map::LockedKeys& locked) {
+                transaction.locked_ = &locked;
+                return f(transaction);
+            },
+            transaction.keys_, transaction.values_, transaction.expiries_);
+    }
+
     /// While one of these lives, the writes its thread makes to one store
     /// return once they are applied and logged, without waiting for what the
     /// policy promises; lsn() is the newest record they logged. Whoever
@@ -403,11 +525,7 @@ public:
     /// Whether the key is there, and when it expires (nothing if never).
     template <class Q>
     bool expires_at(const Q& key, std::optional<TimePoint>& when) const {
-        return read_live(key, [&](const auto&, Expiry expiry) {
-            when.reset();
-            if (expiry != kNoExpiry)
-                when = TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::microseconds(expiry)));
-        });
+        return read_live(key, [&](const auto&, Expiry expiry) { when = time_point_of(expiry); });
     }
     /// Calls f(key, value) on every live entry, one shard at a time (see
     /// ConcurrentMap::for_each).
@@ -430,6 +548,11 @@ public:
     /// Entries held, read without locking; expired keys count until they
     /// are removed.
     std::size_t size() const noexcept { return map_.size(); }
+
+    /// Stops (true) or restarts the background sweeper: expired keys then
+    /// stay held, never returned, until a call finds them. For tests of
+    /// lazy expiry, and to keep the sweeper's locking out of a measurement.
+    void pause_sweeps(bool paused) noexcept { sweeps_paused_.store(paused, std::memory_order_relaxed); }
 
     /// Removes every expired key now, one shard at a time: a shard is held
     /// under its shared lock while it is scanned, and each removal takes
@@ -673,6 +796,11 @@ private:
 
     // ---- Time to live ----
 
+    static std::optional<TimePoint> time_point_of(Expiry expiry) {
+        if (expiry == kNoExpiry) return std::nullopt;
+        return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::microseconds(expiry)));
+    }
+
     Expiry now_us() const {
         const TimePoint now = options_.clock ? options_.clock() : std::chrono::system_clock::now();
         const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
@@ -791,33 +919,48 @@ private:
     // erases as one log record, with the shards of all keys locked together.
     Status write_entries(const std::vector<K>& keys, const std::vector<std::optional<V>>& values,
                          const std::vector<Expiry>& expiries) {
-        if (keys.empty()) return Status::ok();
-        std::vector<std::string> encoded(2 * keys.size());
-        std::vector<std::string> scratch(keys.size());
-        std::vector<LogOperation> ops(keys.size());
         for (std::size_t i = 0; i < keys.size(); ++i) {
             if (Status status = check_sizes(keys[i], values[i] ? &*values[i] : nullptr); !status) return status;
-            ops[i].type = !values[i]                 ? LogRecordType::kErase
-                          : expiries[i] == kNoExpiry ? LogRecordType::kPut
-                                                     : LogRecordType::kPutExpiring;
-            ops[i].key = bytes_of(keys[i], encoded[2 * i]);
-            if (values[i]) ops[i].value = bytes_of(*values[i], encoded[2 * i + 1]);
-            ops[i].expiry = expiries[i];
         }
+        return write_locked(keys, [](auto&) { return true; }, keys, values, expiries);
+    }
+
+    // Locks the shards of lock_keys together and calls stage(locked), which
+    // may fill keys, values and expiries from what it reads there (keys
+    // within lock_keys, sizes checked) and returns false to write nothing;
+    // then logs those entries as one record and applies them. stage runs
+    // once: under None a copy between the shards is waited out before it.
+    template <class Stage>
+    Status write_locked(const std::vector<K>& lock_keys, Stage&& stage, const std::vector<K>& keys,
+                        const std::vector<std::optional<V>>& values, const std::vector<Expiry>& expiries) {
+        if (lock_keys.empty()) return Status::ok();
         Lsn lsn = 0;
         Status logged;
         copy_cursor_.apply_whole([&](auto copy_between) {
-            map_.with_keys_locked(keys, [&](auto& locked) {
-                if constexpr (kLogs) {
-                    logged = log_->append_batch(ops, lsn);
-                    if (!logged) return;
-                } else {
+            map_.with_keys_locked(lock_keys, [&](auto& locked) {
+                if constexpr (!kLogs) {
                     const auto shards = locked.shards();
                     if (copy_between(*shards.begin(), shards.end()[-1])) return;
                 }
+                if (!stage(locked) || keys.empty()) return;
+                if constexpr (kLogs) {
+                    std::vector<std::string> encoded(2 * keys.size());
+                    std::vector<LogOperation> ops(keys.size());
+                    for (std::size_t i = 0; i < keys.size(); ++i) {
+                        ops[i].type = !values[i]                 ? LogRecordType::kErase
+                                      : expiries[i] == kNoExpiry ? LogRecordType::kPut
+                                                                 : LogRecordType::kPutExpiring;
+                        ops[i].key = bytes_of(keys[i], encoded[2 * i]);
+                        if (values[i]) ops[i].value = bytes_of(*values[i], encoded[2 * i + 1]);
+                        ops[i].expiry = expiries[i];
+                    }
+                    logged = log_->append_batch(ops, lsn);
+                    if (!logged) return;
+                }
+                std::string scratch;
                 for (std::size_t i = 0; i < keys.size(); ++i) {
                     if (values[i]) {
-                        locked.insert_or_assign(keys[i], stored_form(*values[i], expiries[i], scratch[i]));
+                        locked.insert_or_assign(keys[i], stored_form(*values[i], expiries[i], scratch));
                         if (expiries[i] != kNoExpiry) note_expiring();
                     } else {
                         locked.erase(keys[i]);
@@ -963,7 +1106,8 @@ private:
                 tried = true;
             }
             if (sweeps() && Clock::now() >= next_sweep) {
-                if (has_expiring_.load(std::memory_order_relaxed)) remove_expired();
+                if (has_expiring_.load(std::memory_order_relaxed) && !sweeps_paused_.load(std::memory_order_relaxed))
+                    remove_expired();
                 next_sweep = Clock::now() + options_.sweep_interval;
             }
             lock.lock();
@@ -1540,6 +1684,7 @@ private:
     std::unique_ptr<Durability> log_;  // unused under None
     StoreRecovery recovery_;
     Expiry opened_at_ = 0;
+    std::atomic<bool> sweeps_paused_{false};
     std::mutex checkpoint_mutex_;
     // How far a running checkpoint has copied the shards. Under None a batch
     // or clear waits rather than land between two shards' copies, as the

@@ -94,7 +94,8 @@ TEST_CASE("redis-cli runs every command the server offers", "[server][redis-cli]
     CHECK(server.cli({"SAVE"}) == "OK");
     CHECK(server.cli({"BGSAVE"}) == "Background saving started");
     CHECK(server.cli({"SELECT", "0"}) == "OK");
-    CHECK(server.cli({"SELECT", "1"}).find("out of range") != std::string::npos);
+    CHECK(server.cli({"SELECT", "15"}) == "OK");
+    CHECK(server.cli({"SELECT", "16"}).find("out of range") != std::string::npos);
     CHECK(server.cli({"AUTH", "pw"}).find("without any password configured") != std::string::npos);
     CHECK(server.cli({"NOSUCH", "x"}).find("ERR unknown command 'NOSUCH', with args beginning with: 'x' ") == 0);
     CHECK(server.cli({"GET"}).find("ERR wrong number of arguments for 'get' command") == 0);
@@ -207,6 +208,297 @@ TEST_CASE("The string and keyspace commands answer as Redis does", "[server][red
     CHECK(times.size() == 300);
     CHECK(std::all_of(times.begin(), times.end(), [](const auto& entry) { return entry.second == 1; }));
     CHECK(times.count("other") == 0);
+}
+
+TEST_CASE("Reads that write, and writes that read, answer as Redis does and are one write each", "[server][redis-cli]") {
+    TempDir dir;
+    ServerProcess server(in_dir(dir));
+    CHECK(server.cli({"GETSET", "g", "one"}).empty());
+    CHECK(server.cli({"GETSET", "g", "two"}) == "one");
+    CHECK(server.cli({"SET", "g", "three", "GET"}) == "two");
+    CHECK(server.cli({"SET", "fresh", "v", "NX", "GET"}).empty());
+    CHECK(server.cli({"SET", "fresh", "w", "NX", "GET"}) == "v");
+    CHECK(server.cli({"GET", "fresh"}) == "v");
+    CHECK(server.cli({"SET", "missing", "v", "XX", "GET"}).empty());
+    CHECK(server.cli({"EXISTS", "missing"}) == "0");
+    CHECK(server.cli({"GETDEL", "g"}) == "three");
+    CHECK(server.cli({"GETDEL", "g"}).empty());
+
+    CHECK(server.cli({"SET", "t", "v", "EX", "100"}) == "OK");
+    CHECK(server.cli({"SET", "t", "w", "KEEPTTL"}) == "OK");
+    CHECK(as_number(server.cli({"TTL", "t"})) > 90);
+    CHECK(server.cli({"SET", "t", "x"}) == "OK");
+    CHECK(server.cli({"TTL", "t"}) == "-1");
+    CHECK(server.cli({"SET", "t", "x", "KEEPTTL", "EX", "5"}).find("ERR syntax error") == 0);
+    const long long now = as_number(server.cli({"TIME"}).substr(0, 10));
+    CHECK(server.cli({"SET", "at", "v", "EXAT", std::to_string(now + 500)}) == "OK");
+    CHECK(as_number(server.cli({"EXPIRETIME", "at"})) == now + 500);
+    CHECK(server.cli({"SET", "at", "v", "PXAT", std::to_string((now + 600) * 1000 + 123)}) == "OK");
+    CHECK(as_number(server.cli({"PEXPIRETIME", "at"})) == (now + 600) * 1000 + 123);
+    CHECK(server.cli({"GETEX", "at", "PERSIST"}) == "v");
+    CHECK(server.cli({"TTL", "at"}) == "-1");
+    CHECK(server.cli({"GETEX", "at", "EX", "50"}) == "v");
+    CHECK(as_number(server.cli({"TTL", "at"})) > 45);
+    CHECK(server.cli({"GETEX", "at", "EX", "50", "PX", "5"}).find("ERR syntax error") == 0);
+    CHECK(server.cli({"GETEX", "absent", "EX", "50"}).empty());
+
+    // EXPIRE's conditions: NX only without a deadline, XX only with one,
+    // GT only later (no deadline is later than any), LT only earlier.
+    CHECK(server.cli({"SET", "e", "v"}) == "OK");
+    CHECK(server.cli({"EXPIRE", "e", "100", "XX"}) == "0");
+    CHECK(server.cli({"EXPIRE", "e", "100", "GT"}) == "0");
+    CHECK(server.cli({"EXPIRE", "e", "100", "NX"}) == "1");
+    CHECK(server.cli({"EXPIRE", "e", "200", "NX"}) == "0");
+    CHECK(server.cli({"EXPIRE", "e", "50", "GT"}) == "0");
+    CHECK(server.cli({"EXPIRE", "e", "200", "GT"}) == "1");
+    CHECK(server.cli({"EXPIRE", "e", "300", "LT"}) == "0");
+    CHECK(server.cli({"EXPIRE", "e", "150", "LT", "XX"}) == "1");
+    CHECK(as_number(server.cli({"TTL", "e"})) <= 150);
+    CHECK(server.cli({"EXPIRE", "e", "1", "NX", "GT"}).find("ERR NX and XX, GT or LT options") == 0);
+    CHECK(server.cli({"EXPIRE", "e", "1", "GT", "LT"}).find("ERR GT and LT options") == 0);
+    CHECK(server.cli({"EXPIRE", "e", "1", "SOON"}).find("ERR Unsupported option SOON") == 0);
+    CHECK(server.cli({"PERSIST", "e"}) == "1");
+    CHECK(server.cli({"PERSIST", "e"}) == "0");
+
+    CHECK(server.cli({"SET", "src", "value", "EX", "100"}) == "OK");
+    CHECK(server.cli({"RENAME", "src", "dst"}) == "OK");
+    CHECK(server.cli({"EXISTS", "src"}) == "0");
+    CHECK(server.cli({"GET", "dst"}) == "value");
+    CHECK(as_number(server.cli({"TTL", "dst"})) > 90);  // the deadline moves with it
+    CHECK(server.cli({"RENAME", "src", "x"}).find("ERR no such key") == 0);
+    CHECK(server.cli({"SET", "other", "o"}) == "OK");
+    CHECK(server.cli({"RENAMENX", "dst", "other"}) == "0");
+    CHECK(server.cli({"RENAMENX", "dst", "third"}) == "1");
+    CHECK(server.cli({"COPY", "third", "copied"}) == "1");
+    CHECK(server.cli({"COPY", "third", "copied"}) == "0");
+    CHECK(server.cli({"COPY", "other", "copied", "REPLACE"}) == "1");
+    CHECK(server.cli({"GET", "copied"}) == "o");
+    CHECK(server.cli({"COPY", "other", "other"}).find("ERR source and destination objects are the same") == 0);
+    CHECK(server.cli({"MSETNX", "m1", "a", "m2", "b"}) == "1");
+    CHECK(server.cli({"MSETNX", "m2", "c", "m3", "d"}) == "0");
+    CHECK(server.cli({"EXISTS", "m3"}) == "0");
+    CHECK(server.cli({"MSETNX", "m4"}).find("ERR wrong number of arguments for 'msetnx' command") == 0);
+
+    CHECK(server.cli({"SETBIT", "bits", "7", "1"}) == "0");
+    CHECK(server.cli({"SETBIT", "bits", "7", "0"}) == "1");
+    CHECK(server.cli({"SETBIT", "bits", "1", "1"}) == "0");
+    CHECK(server.cli({"GET", "bits"}) == "@");  // 0100 0000
+    CHECK(server.cli({"GETBIT", "bits", "1"}) == "1");
+    CHECK(server.cli({"GETBIT", "bits", "100"}) == "0");
+    CHECK(server.cli({"SETBIT", "bits", "1", "2"}).find("ERR bit is not an integer or out of range") == 0);
+    CHECK(server.cli({"SETBIT", "bits", "-1", "1"}).find("ERR bit offset is not an integer or out of range") == 0);
+    CHECK(server.cli({"SET", "a", "ohmytext"}) == "OK");
+    CHECK(server.cli({"SET", "b", "mynewtext"}) == "OK");
+    CHECK(server.cli({"LCS", "a", "b"}) == "mytext");
+    CHECK(server.cli({"LCS", "a", "b", "LEN"}) == "6");
+    CHECK(server.cli({"LCS", "a", "b", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"}) ==
+          "matches\n4\n7\n5\n8\n4\nlen\n6");
+    CHECK(server.cli({"OBJECT", "ENCODING", "a"}) == "embstr");
+    CHECK(server.cli({"SET", "number", "12345"}) == "OK");
+    CHECK(server.cli({"OBJECT", "ENCODING", "number"}) == "int");
+    CHECK(server.cli({"OBJECT", "ENCODING", "absent"}).empty());
+    CHECK(server.cli({"FLUSHDB"}) == "OK");
+    CHECK(server.cli({"RANDOMKEY"}).empty());
+    CHECK(server.cli({"SET", "only", "v"}) == "OK");
+    CHECK(server.cli({"RANDOMKEY"}) == "only");
+}
+
+TEST_CASE("MULTI/EXEC applies the queued commands as one, and WATCH aborts it when a key changed", "[server][multi]") {
+    TempDir dir;
+    ServerProcess server(in_dir(dir));
+    Socket socket(server.port());
+    // The replies to `commands`, sent as one pipeline.
+    const auto exchange = [&](const std::vector<std::vector<std::string>>& commands) {
+        std::string requests;
+        for (const auto& command : commands) requests += resp(command);
+        REQUIRE(socket.send(requests + resp({"ECHO", "end"})));
+        const std::string reply = socket.receive_until("$3\r\nend\r\n");
+        return reply.substr(0, reply.size() - std::string("$3\r\nend\r\n").size());
+    };
+    CHECK(exchange({{"SET", "counter", "10"},
+                    {"MULTI"},
+                    {"INCR", "counter"},
+                    {"SET", "copy", "x"},
+                    {"GET", "counter"},
+                    {"DBSIZE"},
+                    {"SELECT", "2"},
+                    {"SET", "in-two", "y"},
+                    {"EXEC"}}) ==
+                   "+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n"
+                   "*6\r\n:11\r\n+OK\r\n$2\r\n11\r\n:2\r\n+OK\r\n+OK\r\n");
+    CHECK(server.cli({"-n", "2", "GET", "in-two"}) == "y");
+    CHECK(server.cli({"EXISTS", "in-two"}) == "0");
+    // An error while queueing discards the whole block; one while running
+    // is that command's reply alone.
+    CHECK(exchange({{"SELECT", "0"}, {"MULTI"}, {"SET", "a", "1"}, {"NOSUCH"}, {"EXEC"}, {"EXISTS", "a"}}) ==
+                   "+OK\r\n+OK\r\n+QUEUED\r\n-ERR unknown command 'NOSUCH', with args beginning with: \r\n"
+                   "-EXECABORT Transaction discarded because of previous errors.\r\n:0\r\n");
+    CHECK(exchange({{"MULTI"}, {"SET", "s", "text"}, {"INCR", "s"}, {"SET", "after", "1"}, {"EXEC"}}) ==
+                   "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n"
+                   "*3\r\n+OK\r\n-ERR value is not an integer or out of range\r\n+OK\r\n");
+    CHECK(exchange({{"MULTI"}, {"SET", "d", "1"}, {"DISCARD"}, {"EXISTS", "d"}}) == "+OK\r\n+QUEUED\r\n+OK\r\n:0\r\n");
+    CHECK(exchange({{"EXEC"}, {"DISCARD"}, {"MULTI"}, {"MULTI"}, {"WATCH", "x"}, {"DISCARD"}}) ==
+                   "-ERR EXEC without MULTI\r\n-ERR DISCARD without MULTI\r\n+OK\r\n-ERR MULTI calls can not be "
+                   "nested\r\n-ERR WATCH inside MULTI is not allowed\r\n+OK\r\n");
+
+    // WATCH: a change by another client between WATCH and EXEC aborts it.
+    CHECK(exchange({{"WATCH", "counter"}}) == "+OK\r\n");
+    CHECK(server.cli({"SET", "counter", "100"}) == "OK");
+    CHECK(exchange({{"MULTI"}, {"SET", "counter", "0"}, {"EXEC"}}) == "+OK\r\n+QUEUED\r\n*-1\r\n");
+    CHECK(server.cli({"GET", "counter"}) == "100");
+    CHECK(exchange({{"WATCH", "counter"}, {"MULTI"}, {"SET", "counter", "0"}, {"EXEC"}}) ==
+                   "+OK\r\n+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n");
+    CHECK(server.cli({"GET", "counter"}) == "0");
+}
+
+TEST_CASE("A MULTI/EXEC block survives kill -9 whole or not at all", "[server][multi][crash]") {
+    TempDir dir;
+    long long acknowledged = -1;
+    {
+        ServerProcess server(in_dir(dir));
+        std::atomic<bool> killed{false};
+        std::thread killer([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+            killed = true;
+            ::kill(server.pid(), SIGKILL);
+        });
+        // Each block sets ten keys to its round number.
+        Socket socket(server.port());
+        for (long long round = 0; !killed; ++round) {
+            std::string block = resp({"MULTI"});
+            for (int k = 0; k < 10; ++k) block += resp({"SET", "key:" + std::to_string(k), std::to_string(round)});
+            block += resp({"EXEC"});
+            if (!socket.send(block)) break;
+            std::string expected = "+OK\r\n";
+            for (int k = 0; k < 10; ++k) expected += "+QUEUED\r\n";
+            expected += "*10\r\n";
+            for (int k = 0; k < 10; ++k) expected += "+OK\r\n";
+            if (socket.receive(expected.size()) != expected) break;
+            acknowledged = round;
+        }
+        killer.join();
+        CHECK(server.stop(SIGKILL) == 128 + SIGKILL);
+    }
+    INFO("blocks acknowledged before the kill: " << acknowledged + 1);
+    REQUIRE(acknowledged > 10);
+    ServerProcess restarted(in_dir(dir));
+    const std::string first = restarted.cli({"GET", "key:0"});
+    for (int k = 1; k < 10; ++k) CHECK(restarted.cli({"GET", "key:" + std::to_string(k)}) == first);
+    CHECK(as_number(first) >= acknowledged);
+}
+
+TEST_CASE("Each database is a store of its own: SELECT, MOVE, COPY DB, FLUSHDB and FLUSHALL, across restarts",
+          "[server][databases]") {
+    TempDir dir;
+    {
+        ServerProcess server(in_dir(dir));
+        CHECK(server.cli({"SET", "k", "zero"}) == "OK");
+        CHECK(server.cli({"-n", "3", "SET", "k", "three"}) == "OK");
+        CHECK(server.cli({"-n", "3", "SET", "t", "v", "EX", "1000"}) == "OK");
+        CHECK(server.cli({"GET", "k"}) == "zero");
+        CHECK(server.cli({"-n", "3", "DBSIZE"}) == "2");
+        CHECK(server.cli({"MOVE", "k", "3"}) == "0");  // there already
+        CHECK(server.cli({"SET", "m", "moved"}) == "OK");
+        CHECK(server.cli({"MOVE", "m", "5"}) == "1");
+        CHECK(server.cli({"EXISTS", "m"}) == "0");
+        CHECK(server.cli({"MOVE", "m", "0"}).find("ERR source and destination objects are the same") == 0);
+        CHECK(server.cli({"MOVE", "m", "16"}).find("ERR DB index is out of range") == 0);
+        CHECK(server.cli({"-n", "3", "COPY", "t", "t2", "DB", "7"}) == "1");
+        CHECK(as_number(server.cli({"-n", "7", "TTL", "t2"})) > 990);
+        CHECK(server.cli({"SWAPDB", "0", "1"}).find("ERR SWAPDB is not supported") == 0);
+        CHECK(server.cli({"INFO", "keyspace"}).find("db3:keys=2") != std::string::npos);
+        CHECK(server.stop(SIGTERM) == 0);
+    }
+    {
+        ServerProcess server(in_dir(dir));
+        CHECK(server.cli({"GET", "k"}) == "zero");
+        CHECK(server.cli({"-n", "3", "GET", "k"}) == "three");
+        CHECK(server.cli({"-n", "5", "GET", "m"}) == "moved");
+        CHECK(server.cli({"-n", "7", "GET", "t2"}) == "v");
+        CHECK(server.cli({"-n", "3", "FLUSHDB"}) == "OK");
+        CHECK(server.cli({"-n", "3", "DBSIZE"}) == "0");
+        CHECK(server.cli({"DBSIZE"}) == "1");
+        CHECK(server.cli({"FLUSHALL"}) == "OK");
+        CHECK(server.cli({"DBSIZE"}) == "0");
+        CHECK(server.cli({"-n", "5", "DBSIZE"}) == "0");
+        CHECK(server.stop(SIGTERM) == 0);
+    }
+    ServerProcess server(in_dir(dir, {"--databases", "4"}));
+    CHECK(server.cli({"-n", "3", "DBSIZE"}) == "0");
+    CHECK(server.cli({"SELECT", "4"}).find("ERR DB index is out of range") == 0);
+}
+
+TEST_CASE("HELLO, CLIENT, CONFIG SET, INFO sections and DEBUG answer as Redis does", "[server][connection]") {
+    TempDir dir;
+    ServerProcess server(in_dir(dir));
+    Socket socket(server.port());
+    REQUIRE(socket.send(resp({"HELLO", "3", "SETNAME", "tester"})));
+    const std::string hello = socket.receive_until("*0\r\n");
+    CHECK(hello.find("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n") == 0);
+    CHECK(hello.find("$5\r\nproto\r\n:3\r\n") != std::string::npos);
+    REQUIRE(socket.send(resp({"GET", "absent"}) + resp({"DEBUG", "PROTOCOL", "TRUE"}) + resp({"CLIENT", "GETNAME"})));
+    CHECK(socket.receive_until("tester\r\n") == "_\r\n#t\r\n$6\r\ntester\r\n");
+    REQUIRE(socket.send(resp({"HELLO", "2"})));
+    socket.receive_until("*0\r\n");
+    REQUIRE(socket.send(resp({"GET", "absent"}) + resp({"HELLO", "4"})));
+    CHECK(socket.receive_until("version\r\n") == "$-1\r\n-NOPROTO unsupported protocol version\r\n");
+
+    const std::string clients = server.cli({"CLIENT", "LIST"});
+    CHECK(clients.find("name=tester") != std::string::npos);
+    CHECK(server.cli({"CLIENT", "SETNAME", "has space"}).find("ERR Client names cannot contain spaces") == 0);
+    const std::string id = clients.substr(3, clients.find(' ') - 3);
+    CHECK(server.cli({"CLIENT", "KILL", "ID", id}) == "1");
+    CHECK(socket.closed_by_peer());
+    CHECK(server.cli({"CLIENT", "KILL", "ID", id}) == "0");
+
+    CHECK(server.cli({"CONFIG", "SET", "max_reply_size", "1k"}) == "OK");
+    CHECK(server.cli({"CONFIG", "GET", "max_reply_size"}) == "max_reply_size\n1024");
+    CHECK(server.cli({"CONFIG", "SET", "maxclients", "50", "port", "1"}).find("ERR CONFIG SET 'port'") == 0);
+    CHECK(server.cli({"CONFIG", "GET", "maxclients"}) == "maxclients\n10000");  // all or nothing
+    CHECK(server.cli({"CONFIG", "SET", "appendonly", "yes"}) == "OK");
+    CHECK(server.cli({"CONFIG", "SET", "appendonly", "no"}).find("ERR CONFIG SET 'appendonly'") == 0);
+    CHECK(server.cli({"CONFIG", "RESETSTAT"}) == "OK");
+
+    const std::string cpu = server.cli({"INFO", "cpu"});
+    CHECK(cpu.find("used_cpu_user:") != std::string::npos);
+    CHECK(cpu.find("used_memory:") == std::string::npos);
+    const std::string all = server.cli({"INFO", "all"});
+    CHECK(all.find("cmdstat_info:calls=2,") != std::string::npos);  // counted since RESETSTAT
+    CHECK(all.find("rejected_calls=") != std::string::npos);
+    CHECK(server.cli({"INFO"}).find("rejected_calls") == std::string::npos);
+    CHECK(server.cli({"INFO", "nosuchsection"}).empty());
+
+    CHECK(server.cli({"SET", "x", "v", "PX", "50"}) == "OK");
+    CHECK(server.cli({"DEBUG", "SET-ACTIVE-EXPIRE", "0"}) == "OK");
+    CHECK(server.cli({"DEBUG", "SLEEP", "0.2"}) == "OK");
+    CHECK(server.cli({"DBSIZE"}) == "1");  // expired, held until read
+    CHECK(server.cli({"GET", "x"}).empty());
+    CHECK(server.cli({"DBSIZE"}) == "0");
+    CHECK(server.cli({"DEBUG", "SET-ACTIVE-EXPIRE", "1"}) == "OK");
+    CHECK(server.cli({"DEBUG", "RELOAD"}) == "OK");
+    CHECK(server.cli({"DEBUG", "JMAP"}).find("ERR DEBUG JMAP is not supported") == 0);
+    CHECK(server.cli({"FUNCTION", "FLUSH"}) == "OK");
+}
+
+TEST_CASE("An inline request is answered in its own framing, and one with no end is refused", "[server][plain]") {
+    TempDir dir;
+    ServerProcess server(in_dir(dir));
+    {
+        Socket socket(server.port());
+        REQUIRE(socket.send("set \"\"\"key\"\"\" value\r\n"));
+        CHECK(socket.receive(1 << 16) == "-ERR Protocol error: unbalanced quotes in request\r\n");
+    }
+    {
+        Socket socket(server.port());
+        REQUIRE(socket.send("set \"\"\"key\"\"\" value\n"));
+        CHECK(socket.receive(1 << 16) == "ERROR ERR Protocol error: unbalanced quotes in request\n");
+    }
+    {
+        Socket socket(server.port());
+        REQUIRE(socket.send(std::string(70 << 10, 'x')));
+        CHECK(socket.receive(1 << 16).find("-ERR Protocol error: too big inline request") == 0);
+    }
+    CHECK(server.cli({"PING"}) == "PONG");
 }
 
 TEST_CASE("With requirepass, commands wait for AUTH", "[server][redis-cli]") {

@@ -317,6 +317,27 @@ TEST_CASE("The background sweeper removes expired keys while others read and wri
     for (int i = 0; i < 500; ++i) CHECK_FALSE(store.contains("expiring" + std::to_string(i)));
 }
 
+TEST_CASE("A paused sweeper leaves expired keys held, unreturned, until it resumes", "[store][ttl]") {
+    TtlFixture<None> fixture;
+    fixture.options.sweep_interval = milliseconds(1);
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    store.pause_sweeps(true);
+    for (int i = 0; i < 50; ++i) REQUIRE(store.put("expiring" + std::to_string(i), "v", milliseconds(10)));
+    fixture.clock.advance(milliseconds(10));
+    // Many sweep intervals pass: a sweeper that ignored the pause would
+    // have removed them by now.
+    std::this_thread::sleep_for(milliseconds(100));
+    CHECK(store.size() == 50);
+    CHECK(store.stats().expired_keys == 0);
+    CHECK_FALSE(store.contains("expiring0"));  // never returned; this read removes it
+    CHECK(store.size() == 49);
+    store.pause_sweeps(false);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (store.size() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(milliseconds(1));
+    CHECK(store.size() == 0);
+}
+
 namespace {
 
 // What a store should hold: each key's value and its expiry in ms (0: none).
