@@ -439,8 +439,16 @@ private:
             reply.error("ERR invalid expire time in '" + lower(name_) + "' command");
             return false;
         }
-        deadline = TimePoint(std::chrono::milliseconds(absolute ? ms : now.count() + ms));
+        deadline = at_unix_ms(absolute ? ms : now.count() + ms);
         return true;
+    }
+
+    // The time `ms` after the Unix epoch. Redis takes deadlines to the year
+    // 292 million; the clock's time points end in 2262, and a later deadline
+    // is held as that end, one before 1970 as 1970 (already past).
+    static TimePoint at_unix_ms(long long ms) {
+        constexpr long long kLast = std::chrono::duration_cast<std::chrono::milliseconds>(TimePoint::max().time_since_epoch()).count();
+        return TimePoint(std::chrono::milliseconds(std::clamp(ms, 0LL, kLast)));
     }
 
     // SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]
@@ -1051,7 +1059,7 @@ private:
                 return reply.error("ERR invalid expire time in '" + lower(name_) + "' command");
             amount += now;
         }
-        const TimePoint deadline{std::chrono::milliseconds(amount)};
+        const TimePoint deadline = at_unix_ms(amount);
         atomically({std::string(args[1])}, reply, [&] {
             Deadline current;
             if (!keys_->find(args[1], value_, &current)) return reply.integer(0);
@@ -1775,7 +1783,7 @@ private:
                 }
             }
         }
-        reply.array(matches.size() * 2);
+        reply.map_or_array(matches.size());
         for (const auto* setting : matches) {
             reply.bulk(setting->first);
             reply.bulk(setting->second);

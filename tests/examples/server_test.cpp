@@ -259,6 +259,11 @@ TEST_CASE("Reads that write, and writes that read, answer as Redis does and are 
     CHECK(server.cli({"EXPIRE", "e", "1", "SOON"}).find("ERR Unsupported option SOON") == 0);
     CHECK(server.cli({"PERSIST", "e"}) == "1");
     CHECK(server.cli({"PERSIST", "e"}) == "0");
+    // Deadlines past the clock's last time point (2262) are held as it.
+    CHECK(server.cli({"PEXPIREAT", "e", "9223372036854770000"}) == "1");
+    CHECK(as_number(server.cli({"TTL", "e"})) > 7'000'000'000LL);
+    CHECK(server.cli({"PEXPIREAT", "e", "-9223372036854770000"}) == "1");
+    CHECK(server.cli({"EXISTS", "e"}) == "0");
 
     CHECK(server.cli({"SET", "src", "value", "EX", "100"}) == "OK");
     CHECK(server.cli({"RENAME", "src", "dst"}) == "OK");
