@@ -177,7 +177,7 @@ template <class StoreType>
 class CommandExecutor {
 public:
     CommandExecutor(Databases<StoreType>& databases, ServerState& state) : databases_(databases), state_(state) {
-        for (const auto& [name, command] : table()) counts_[name];
+        for (const auto& [name, command] : table()) entries_.emplace(name, Entry{&command, &counts_[name]});
         state_.command_counts.push_back(&counts_);
     }
 
@@ -186,17 +186,17 @@ public:
         state_.commands.fetch_add(1, std::memory_order_relaxed);
         name_.assign(request.args[0].data(), request.args[0].size());
         std::transform(name_.begin(), name_.end(), name_.begin(), ascii_upper);
-        const auto found = table().find(name_);
-        if (found == table().end()) {
+        const auto found = entries_.find(name_);
+        if (found == entries_.end()) {
             if (session.in_multi) session.multi_failed = true;
             return unknown(request.args, reply);
         }
-        const Command& command = found->second;
-        CommandCounts& counts = counts_.find(name_)->second;
-        if (std::string refusal = refuse(command, request.args, session); !refusal.empty()) {
+        const Command& command = *found->second.command;
+        CommandCounts& counts = *found->second.counts;
+        if (std::string why; refused(command, request.args, session, why)) {
             counts.rejected.fetch_add(1, std::memory_order_relaxed);
             if (session.in_multi) session.multi_failed = true;
-            return reply.error(refusal);
+            return reply.error(why);
         }
         if (session.in_multi && !(command.flags & kTransactionControl)) {
             session.queued.emplace_back(request.args.begin(), request.args.end());
@@ -338,14 +338,18 @@ private:
         reply.error(message);
     }
 
-    // Why the command may not run as asked ("" if it may).
-    std::string refuse(const Command& command, const Args& args, const Session& session) const {
+    // Whether the command may not run as asked; `why` says why.
+    bool refused(const Command& command, const Args& args, const Session& session, std::string& why) const {
         const auto argc = static_cast<long>(args.size());
-        if (argc < command.min_args || (command.max_args >= 0 && argc > command.max_args))
-            return "ERR wrong number of arguments for '" + lower(name_) + "' command";
-        if (!session.authenticated && !state_.config.requirepass.empty() && !(command.flags & kNoAuth))
-            return "NOAUTH Authentication required.";
-        return {};
+        if (argc < command.min_args || (command.max_args >= 0 && argc > command.max_args)) {
+            why = "ERR wrong number of arguments for '" + lower(name_) + "' command";
+            return true;
+        }
+        if (!session.authenticated && !state_.config.requirepass.empty() && !(command.flags & kNoAuth)) {
+            why = "NOAUTH Authentication required.";
+            return true;
+        }
+        return false;
     }
 
     // The key arguments of a command, as its table entry places them.
@@ -1371,7 +1375,7 @@ private:
     // One queued command: counted, named and run with the keyspace EXEC set.
     void run_queued(const Command& command, const Args& args, Session& session, Reply& reply) {
         name_ = upper(args[0]);
-        CommandCounts& counts = counts_.find(name_)->second;
+        CommandCounts& counts = *entries_.find(name_)->second.counts;
         counts.calls.fetch_add(1, std::memory_order_relaxed);
         const std::size_t mark = reply.size();
         if (in_transaction_) {
@@ -1922,6 +1926,12 @@ private:
     Databases<StoreType>& databases_;
     ServerState& state_;
     std::unordered_map<std::string, CommandCounts> counts_;  // this io thread's
+    // A command's table entry and counts, found by one lookup of its name.
+    struct Entry {
+        const Command* command;
+        CommandCounts* counts;
+    };
+    std::unordered_map<std::string, Entry> entries_;
     StoreType* store_ = nullptr;  // the running command's database
     Keyspace* keys_ = nullptr;    // and its keys, straight or in a transaction
     bool in_transaction_ = false;

@@ -23,6 +23,9 @@
 
 namespace kvstore {
 
+/// How a key or value of type T is written to the log and snapshots and
+/// read back; specialised for byte strings and trivially copyable types, and
+/// by an application for its own types (see the file's comment).
 template <class T, class Enable = void>
 struct Codec {
     static_assert(sizeof(T) == 0,
