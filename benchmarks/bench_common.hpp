@@ -1,12 +1,16 @@
 // Pieces shared by kvstore's benchmark programs: the standard key format of
 // the performance guide, "user:%011llu" (16 bytes), written without snprintf,
-// and a small random generator.
+// a small random generator, and the JSON that benchmarks/run collects.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kvstore_bench {
@@ -90,6 +94,60 @@ inline std::vector<std::string> split_list(const std::string& text) {
         begin = end + 1;
     }
     return items;
+}
+
+/// JSON text for the drivers' --json output. Each function returns one
+/// complete JSON value; NaN (a figure not measured) becomes null.
+inline std::string json_string(std::string_view text) {
+    std::string out = "\"";
+    for (const char c : text) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            char escaped[8];
+            std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
+            out += escaped;
+        } else {
+            out += c;
+        }
+    }
+    return out + "\"";
+}
+
+inline std::string json_number(double value) {
+    if (!std::isfinite(value)) return "null";
+    char text[32];
+    std::snprintf(text, sizeof text, "%.6g", value);
+    return text;
+}
+
+inline std::string json_array(const std::vector<std::string>& items) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < items.size(); ++i) out += (i == 0 ? "" : ", ") + items[i];
+    return out + "]";
+}
+
+inline std::string json_numbers(const std::vector<double>& values) {
+    std::vector<std::string> items;
+    for (const double value : values) items.push_back(json_number(value));
+    return json_array(items);
+}
+
+/// Members are (name, JSON value) pairs, written in order.
+inline std::string json_object(const std::vector<std::pair<std::string, std::string>>& members) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < members.size(); ++i)
+        out += (i == 0 ? "" : ", ") + json_string(members[i].first) + ": " + members[i].second;
+    return out + "}";
+}
+
+/// Writes `text` and a newline to `path`; false if it could not.
+inline bool write_file(const std::string& path, const std::string& text) {
+    std::FILE* file = std::fopen(path.c_str(), "w");
+    if (file == nullptr) return false;
+    const bool written = std::fputs(text.c_str(), file) >= 0 && std::fputc('\n', file) != EOF;
+    return std::fclose(file) == 0 && written;
 }
 
 }  // namespace kvstore_bench

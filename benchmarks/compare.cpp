@@ -286,6 +286,11 @@ struct Config {
     std::vector<std::string> peers;  // empty: all available
     std::size_t value_size = 100;
     std::string markdown_path;
+    std::string json_path;
+    // Keys read from a shuffled array of std::string, one heap block each, as
+    // a server reads them from requests: a cache miss or two per key before
+    // the map is touched. Otherwise formatted into a buffer that stays in cache.
+    bool cold_keys = false;
 };
 
 enum class Distribution { kUniform, kZipfian };
@@ -466,10 +471,12 @@ struct alignas(64) WorkerResult {
     std::uint64_t checksum = 0;
 };
 
-template <class Peer>
-void worker(Peer& peer, const std::uint32_t* indices, const std::uint8_t* pattern, std::size_t value_size,
-            std::uint64_t stamp_base, const std::atomic<bool>& go, const std::atomic<bool>& stop,
-            WorkerResult& result) {
+// kStoredKeys: the key of index i is stored_keys[i] (cold keys); else it is
+// formatted into a reused buffer.
+template <class Peer, bool kStoredKeys>
+void worker(Peer& peer, const std::string* stored_keys, const std::uint32_t* indices, const std::uint8_t* pattern,
+            std::size_t value_size, std::uint64_t stamp_base, const std::atomic<bool>& go,
+            const std::atomic<bool>& stop, WorkerResult& result) {
     KeyBuffer key;
     std::string out;
     out.reserve(value_size);
@@ -481,7 +488,8 @@ void worker(Peer& peer, const std::uint32_t* indices, const std::uint8_t* patter
     while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
     do {
         for (unsigned i = 0; i < kOpsBetweenStopChecks; ++i, ++n) {
-            const std::string& k = key.format(indices[n & (kIndexCount - 1)]);
+            const std::uint32_t index = indices[n & (kIndexCount - 1)];
+            const std::string& k = kStoredKeys ? stored_keys[index] : key.format(index);
             if (pattern[n & (kPatternCount - 1)] != 0) {
                 const std::uint64_t stamp = stamp_base + n;
                 std::memcpy(value.data(), &stamp, stamp_size);
@@ -526,14 +534,16 @@ ProcessUsage process_usage() {
 }
 
 template <class Peer>
-CellResult run_cell(Peer& peer, const Config& config, const Inputs& inputs, std::size_t workload, unsigned threads) {
+CellResult run_cell(Peer& peer, const Config& config, const Inputs& inputs, const std::vector<std::string>& stored_keys,
+                    std::size_t workload, unsigned threads) {
     std::atomic<bool> go{false};
     std::atomic<bool> stop{false};
     std::vector<WorkerResult> results(threads);
     std::vector<std::thread> pool;
     pool.reserve(threads);
     for (unsigned t = 0; t < threads; ++t) {
-        pool.emplace_back(worker<Peer>, std::ref(peer), inputs.indices(kWorkloads[workload].distribution, t),
+        pool.emplace_back(config.cold_keys ? worker<Peer, true> : worker<Peer, false>, std::ref(peer),
+                          stored_keys.data(), inputs.indices(kWorkloads[workload].distribution, t),
                           inputs.patterns[workload][t].data(), config.value_size, (std::uint64_t{t} + 1) << 48,
                           std::cref(go), std::cref(stop), std::ref(results[t]));
     }
@@ -565,8 +575,22 @@ CellResult run_cell(Peer& peer, const Config& config, const Inputs& inputs, std:
     return cell;
 }
 
+// Every key, each in its own heap block, in a shuffled order: index i
+// names whichever key the shuffle put at i, so that neighbouring indices
+// are unrelated keys. Built before the peer's memory is measured.
+std::vector<std::string> shuffled_keys(std::uint64_t count) {
+    std::vector<std::string> keys;
+    keys.reserve(count);
+    KeyBuffer key;
+    for (std::uint64_t i = 0; i < count; ++i) keys.push_back(key.format(i));
+    SplitMix64 random(0x636f6c64ull);
+    for (std::uint64_t i = count - 1; i > 0; --i) std::swap(keys[i], keys[random.next() % (i + 1)]);
+    return keys;
+}
+
 template <class Peer>
 [[noreturn]] void run_child(const char* id, const Config& config, const Inputs& inputs, int fd) {
+    const std::vector<std::string> stored_keys = config.cold_keys ? shuffled_keys(config.keys) : std::vector<std::string>{};
     const std::uint64_t rss_before = status_bytes("VmRSS");
     reset_peak_rss();
 
@@ -594,7 +618,7 @@ template <class Peer>
     for (std::size_t w = 0; w < kWorkloadCount; ++w) {
         for (const unsigned threads : config.threads) {
             if (Peer::kSingleThreadOnly && threads > 1) continue;
-            const CellResult cell = run_cell(*peer, config, inputs, w, threads);
+            const CellResult cell = run_cell(*peer, config, inputs, stored_keys, w, threads);
             if (cell.bad_gets != 0)
                 child_fail(fd, id,
                            std::to_string(cell.bad_gets) + " gets missed or returned a wrong-sized value in " +
@@ -869,11 +893,14 @@ std::string render_tables(const Config& config, const std::vector<const PeerEntr
                   config.seconds, std::thread::hardware_concurrency(), "g++ " __VERSION__, date);
     out += line;
     std::snprintf(line, sizeof line,
-                  "Keys: %zu bytes (\"user:%%011llu\"), values: %zu bytes, raw %zu bytes/entry. Each peer runs in "
-                  "a fresh process, peers alternated (order rotated each round). Zipfian: theta 0.99, ranks "
-                  "scrambled with FNV. Load average before / after: %s / %s.\n\n",
-                  kvstore_bench::kKeySize, config.value_size, kvstore_bench::kKeySize + config.value_size,
-                  load_before.c_str(), load_after.c_str());
+                  "Keys: %zu bytes (\"user:%%011llu\"), %s; values: %zu bytes, raw %zu bytes/entry. Each peer "
+                  "runs in a fresh process, peers alternated (order rotated each round). Zipfian: theta 0.99, "
+                  "ranks scrambled with FNV. Load average before / after: %s / %s.\n\n",
+                  kvstore_bench::kKeySize,
+                  config.cold_keys ? "cache-cold (read from a shuffled array of std::string)"
+                                   : "cache-warm (formatted into a reused buffer)",
+                  config.value_size, kvstore_bench::kKeySize + config.value_size, load_before.c_str(),
+                  load_after.c_str());
     out += line;
     std::size_t runs = 0;
     std::size_t disturbed = 0;
@@ -967,6 +994,42 @@ std::string render_tables(const Config& config, const std::vector<const PeerEntr
     return out;
 }
 
+// The same medians as the tables, for benchmarks/run's charts.
+std::string render_json(const Config& config, const std::vector<const PeerEntry*>& peers,
+                        const std::vector<PeerFigures>& medians, const std::string& load_before,
+                        const std::string& load_after) {
+    using namespace kvstore_bench;
+    std::vector<std::string> threads, workloads, entries;
+    for (const unsigned t : config.threads) threads.push_back(std::to_string(t));
+    for (const Workload& workload : kWorkloads) workloads.push_back(json_string(workload.name));
+    std::size_t disturbed = 0;
+    for (std::size_t p = 0; p < peers.size(); ++p) {
+        const PeerFigures& f = medians[p];
+        disturbed += f.disturbed_runs;
+        std::vector<std::string> mops;
+        for (const std::vector<double>& per_thread : f.mops) mops.push_back(json_numbers(per_thread));
+        entries.push_back(json_object({{"id", json_string(peers[p]->id)},
+                                       {"label", json_string(peers[p]->label)},
+                                       {"bytes_per_entry", json_number(f.bytes_per_entry)},
+                                       {"peak_bytes_per_entry", json_number(f.peak_bytes_per_entry)},
+                                       {"load_mops", json_number(f.load_mops)},
+                                       {"mops", json_array(mops)}}));
+    }
+    return json_object({{"driver", json_string("kvstore-compare")},
+                        {"keys", std::to_string(config.keys)},
+                        {"key_size", std::to_string(kKeySize)},
+                        {"value_size", std::to_string(config.value_size)},
+                        {"keys_cache", json_string(config.cold_keys ? "cold" : "warm")},
+                        {"seconds", json_number(config.seconds)},
+                        {"rounds", std::to_string(config.rounds)},
+                        {"threads", json_array(threads)},
+                        {"workloads", json_array(workloads)},
+                        {"load_average_before", json_string(load_before)},
+                        {"load_average_after", json_string(load_after)},
+                        {"disturbed_runs", std::to_string(disturbed)},
+                        {"peers", json_array(entries)}});
+}
+
 // ---------------------------------------------------------------------------
 // Command line.
 // ---------------------------------------------------------------------------
@@ -974,7 +1037,8 @@ std::string render_tables(const Config& config, const std::vector<const PeerEntr
 void usage(std::FILE* to) {
     std::fprintf(to,
                  "usage: kvstore-compare [--keys N] [--seconds S] [--rounds R] [--threads 1,2,...]\n"
-                 "                       [--peers kvstore,libcuckoo,...] [--value-size B] [--markdown FILE]\n"
+                 "                       [--peers kvstore,libcuckoo,...] [--value-size B] [--cold-keys]\n"
+                 "                       [--markdown FILE] [--json FILE]\n"
                  "  --keys N        keys preloaded (default 1000000)\n"
                  "  --seconds S     duration of each workload at each thread count (default 2)\n"
                  "  --rounds R      rounds over all peers; the median is reported (default 3)\n"
@@ -985,7 +1049,10 @@ void usage(std::FILE* to) {
                      peer.child != nullptr ? "" : "  [not built in]");
     std::fprintf(to,
                  "  --value-size B  value bytes (default 100)\n"
-                 "  --markdown FILE also write the tables to FILE\n");
+                 "  --cold-keys     read keys from a shuffled array of std::string (a miss or two per key, as\n"
+                 "                  a server reading requests) instead of formatting them in a cached buffer\n"
+                 "  --markdown FILE also write the tables to FILE\n"
+                 "  --json FILE     also write the medians to FILE as JSON\n");
 }
 
 std::uint64_t parse_unsigned(const std::string& flag, const std::string& text) {
@@ -1006,6 +1073,10 @@ Config parse_args(int argc, char** argv) {
         if (flag == "--help" || flag == "-h") {
             usage(stdout);
             std::exit(0);
+        }
+        if (flag == "--cold-keys") {
+            config.cold_keys = true;
+            continue;
         }
         if (equals != std::string::npos) {
             value = flag.substr(equals + 1);
@@ -1037,6 +1108,8 @@ Config parse_args(int argc, char** argv) {
             config.value_size = parse_unsigned(flag, value);
         } else if (flag == "--markdown") {
             config.markdown_path = value;
+        } else if (flag == "--json") {
+            config.json_path = value;
         } else {
             usage(stderr);
             die("unknown flag " + flag);
@@ -1095,7 +1168,8 @@ int main(int argc, char** argv) {
 
     std::vector<PeerFigures> medians;
     for (std::size_t p = 0; p < peers.size(); ++p) medians.push_back(median_figures(rounds[p], config.threads.size()));
-    const std::string tables = render_tables(config, peers, medians, load_before, load_average());
+    const std::string load_after = load_average();
+    const std::string tables = render_tables(config, peers, medians, load_before, load_after);
     std::fputs(tables.c_str(), stdout);
     std::fflush(stdout);
     if (!config.markdown_path.empty()) {
@@ -1103,5 +1177,8 @@ int main(int argc, char** argv) {
         file << tables;
         if (!file.flush()) die("cannot write " + config.markdown_path);
     }
+    if (!config.json_path.empty() &&
+        !kvstore_bench::write_file(config.json_path, render_json(config, peers, medians, load_before, load_after)))
+        die("cannot write " + config.json_path);
     return 0;
 }

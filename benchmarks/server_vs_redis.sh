@@ -12,12 +12,17 @@
 # same two cores, unpipelined throughput is mostly the client's, and this is
 # the server's own cost.
 #
-#   benchmarks/server_vs_redis.sh build/bench/examples/kvstore-server [requests] [rounds]
+#   benchmarks/server_vs_redis.sh build/bench/examples/kvstore-server [requests] [rounds] [rows-file]
+#
+# With a rows file, every measurement is also written there, one line each:
+#   round persistence pipeline server SET/s GET/s cpu-us SET-p50 SET-p99 GET-p50 GET-p99
+# (latencies in ms, as redis-benchmark reports them), for benchmarks/run.
 set -euo pipefail
 
 server=${1:?usage: server_vs_redis.sh KVSTORE_SERVER [requests] [rounds]}
 requests=${2:-1000000}
 rounds=${3:-1}
+rows_out=${4:-}
 command -v redis-benchmark >/dev/null || { echo "redis-benchmark not found (Debian: redis-tools)" >&2; exit 2; }
 command -v redis-server >/dev/null || { echo "redis-server not found (Debian: redis-server)" >&2; exit 2; }
 
@@ -44,21 +49,29 @@ stop_server() {
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# bench PORT PIPELINE: prints "SET_rps GET_rps server_cpu_us_per_request"
+# bench PORT PIPELINE: prints "SET_rps GET_rps server_cpu_us_per_request
+# SET_p50 SET_p99 GET_p50 GET_p99"
 bench() {
-    local pipeline=() before after
+    local pipeline=() before after figures
     [[ $2 -gt 1 ]] && pipeline=(-P "$2")
     before=$(cpu_ticks "$pid")
-    redis-benchmark -p "$1" -t set,get -n "$requests" -r 1000000 -d 100 -c 50 "${pipeline[@]}" --csv |
-        awk -F'","' '/^"SET/ {set=$2} /^"GET/ {get=$2} END {printf "%.0f %.0f ", set, get}'
+    # --csv columns: test, rps, avg, min, p50, p95, p99, max.
+    figures=$(redis-benchmark -p "$1" -t set,get -n "$requests" -r 1000000 -d 100 -c 50 "${pipeline[@]}" --csv |
+        tr -d '"' | awk -F, '$1 == "SET" {set=$2; sl=$5" "$7} $1 == "GET" {get=$2; gl=$5" "$7} END {printf "%.0f %.0f %s %s", set, get, sl, gl}')
     after=$(cpu_ticks "$pid")
-    awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
-        'BEGIN {printf "%.1f\n", ticks / hz * 1e6 / (2 * n)}'
+    read -r set_rps get_rps set_p50 set_p99 get_p50 get_p99 <<<"$figures"
+    awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" -v s="$set_rps" -v g="$get_rps" \
+        -v l="$set_p50 $set_p99 $get_p50 $get_p99" 'BEGIN {printf "%s %s %.1f %s\n", s, g, ticks / hz * 1e6 / (2 * n), l}'
+}
+
+# record ROUND PERSISTENCE PIPELINE SERVER FIGURES...: a line of the rows file.
+record() {
+    [[ -z $rows_out ]] || echo "$*" >>"$rows_out"
 }
 
 run_kvstore() {  # durability pipeline
     start_kvstore "$1"
-    read -r kv_set kv_get kv_cpu < <(bench 7479 "$2")
+    read -r kv_set kv_get kv_cpu kv_latency < <(bench 7479 "$2")
     stop_server
 }
 
@@ -66,7 +79,7 @@ run_redis() {  # pipeline redis-arguments...
     local pipeline=$1
     shift
     start_redis "$@"
-    read -r redis_set redis_get redis_cpu < <(bench 7480 "$pipeline")
+    read -r redis_set redis_get redis_cpu redis_latency < <(bench 7480 "$pipeline")
     stop_server
 }
 
@@ -84,6 +97,7 @@ start_redis() {  # redis persistence arguments...
     wait_for_port 7480
 }
 
+[[ -z $rows_out ]] || : >"$rows_out"
 echo "| round | persistence | -P | kvstore SET/s | redis SET/s | SET ratio | kvstore GET/s | redis GET/s | GET ratio | CPU µs/request kvstore / redis |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 for round in $(seq "$rounds"); do
@@ -100,6 +114,8 @@ for round in $(seq "$rounds"); do
                 run_kvstore "$durability" "$pipeline"
             fi
             echo "$name $pipeline $kv_set $redis_set $kv_get $redis_get $kv_cpu $redis_cpu" >>"$rows"
+            record "$round" "$name" "$pipeline" kvstore "$kv_set" "$kv_get" "$kv_cpu" "$kv_latency"
+            record "$round" "$name" "$pipeline" redis "$redis_set" "$redis_get" "$redis_cpu" "$redis_latency"
             awk -v r="$round" -v n="$name" -v p="$pipeline" -v ks="$kv_set" -v rs="$redis_set" -v kg="$kv_get" \
                 -v rg="$redis_get" -v kc="$kv_cpu" -v rc="$redis_cpu" \
                 'BEGIN {printf "| %d | %s | %d | %d | %d | %.2f | %d | %d | %.2f | %.1f / %.1f |\n", r, n, p, ks, rs, ks/rs, kg, rg, kg/rg, kc, rc}'

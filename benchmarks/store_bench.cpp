@@ -12,7 +12,7 @@
 // kvstore-compare (peers store-none, store-relaxed, store-group, store-sync).
 //
 //   kvstore-store-bench [--records N] [--value-size V] [--rounds R] [--writers W] [--write-rate P]
-//                       [--dir PATH]
+//                       [--dir PATH] [--json FILE]
 #include "bench_common.hpp"
 
 #include <kvstore/store.hpp>
@@ -141,6 +141,7 @@ int main(int argc, char** argv) {
     int writers = 1;
     double write_rate = 0;
     std::string dir = "/var/tmp/kvstore-store-bench";
+    std::string json_path;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string flag = argv[i];
         if (flag == "--records") {
@@ -155,13 +156,15 @@ int main(int argc, char** argv) {
             write_rate = std::max(0.0, std::stod(argv[i + 1]));
         } else if (flag == "--dir") {
             dir = argv[i + 1];
+        } else if (flag == "--json") {
+            json_path = argv[i + 1];
         } else {
             die("unknown option " + flag);
         }
     }
     if (argc % 2 == 0)
         die("usage: kvstore-store-bench [--records N] [--value-size V] [--rounds R] [--writers W] [--write-rate P] "
-            "[--dir PATH]");
+            "[--dir PATH] [--json FILE]");
     if (std::system(("rm -rf '" + dir + "'").c_str()) != 0) die("cannot clear " + dir);
 
     kvstore::StoreOptions options;
@@ -196,6 +199,7 @@ int main(int argc, char** argv) {
         "\n| checkpoint of %zu entries under %d writer thread(s), %s | checkpoint s | writes during it | "
         "longest write wait during it, ms | longest wait outside it, ms |\n|---|---|---|---|---|\n",
         records, writers, pace.c_str());
+    std::vector<std::string> under_load;
     for (const bool durable : {false, true}) {
         kvstore::StoreOptions load_options = options;
         if (durable) load_options.log.flush_interval = std::chrono::milliseconds(0);
@@ -205,6 +209,26 @@ int main(int argc, char** argv) {
                     durable ? "GroupCommitWAL, durable" : "GroupCommitWAL, relaxed 100 ms", figures.checkpoint_seconds,
                     static_cast<unsigned long long>(figures.writes_during), figures.longest_wait_during_ms,
                     figures.longest_wait_outside_ms);
+        using namespace kvstore_bench;
+        under_load.push_back(json_object({{"log", json_string(durable ? "durable" : "relaxed")},
+                                          {"checkpoint_seconds", json_number(figures.checkpoint_seconds)},
+                                          {"writes_during", std::to_string(figures.writes_during)},
+                                          {"longest_wait_during_ms", json_number(figures.longest_wait_during_ms)},
+                                          {"longest_wait_outside_ms", json_number(figures.longest_wait_outside_ms)}}));
+    }
+    if (!json_path.empty()) {
+        using namespace kvstore_bench;
+        const std::string json = json_object({{"driver", json_string("kvstore-store-bench")},
+                                              {"records", std::to_string(records)},
+                                              {"value_size", std::to_string(value_size)},
+                                              {"rounds", std::to_string(rounds)},
+                                              {"writers", std::to_string(writers)},
+                                              {"write_rate", json_number(write_rate)},
+                                              {"open_from_log_seconds", json_number(from_log)},
+                                              {"checkpoint_seconds", json_number(checkpoint_seconds)},
+                                              {"open_from_snapshot_seconds", json_number(from_snapshot)},
+                                              {"checkpoint_under_load", json_array(under_load)}});
+        if (!write_file(json_path, json)) die("cannot write " + json_path);
     }
     if (std::system(("rm -rf '" + dir + "'").c_str()) != 0) die("cannot remove " + dir);
     return 0;

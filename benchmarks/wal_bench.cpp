@@ -55,6 +55,7 @@ struct Config {
     std::size_t value_size = 100;
     std::uint64_t replay_records = 1'000'000;
     std::string markdown;
+    std::string json;
 };
 
 [[noreturn]] void die(const std::string& message) {
@@ -305,11 +306,13 @@ Config parse(int argc, char** argv) {
             config.replay_records = std::stoull(value());
         } else if (flag == "--markdown") {
             config.markdown = value();
+        } else if (flag == "--json") {
+            config.json = value();
         } else {
             std::fprintf(stderr,
                          "usage: kvstore-wal-bench [--dir PATH] [--seconds S] [--rounds R] [--threads 1,2,8,32,64]\n"
                          "                         [--peers raw,sync,group,relaxed,rocksdb] [--value-size B]\n"
-                         "                         [--replay-records N] [--markdown FILE]\n");
+                         "                         [--replay-records N] [--markdown FILE] [--json FILE]\n");
             std::exit(flag == "--help" ? 0 : 1);
         }
     }
@@ -406,6 +409,30 @@ int main(int argc, char** argv) {
         if (file == nullptr) die("cannot write " + config.markdown);
         std::fputs(out.c_str(), file);
         std::fclose(file);
+    }
+    if (!config.json.empty()) {
+        using namespace kvstore_bench;
+        std::vector<std::string> threads, entries;
+        for (const unsigned t : config.threads) threads.push_back(std::to_string(t));
+        for (std::size_t p = 0; p < peers.size(); ++p) {
+            std::vector<double> medians;
+            for (const std::vector<double>& round_rates : rates[p]) medians.push_back(median(round_rates));
+            entries.push_back(json_object({{"id", json_string(peers[p].name)},
+                                           {"label", json_string(peers[p].description)},
+                                           {"records_per_second", json_numbers(medians)}}));
+        }
+        const std::string json =
+            json_object({{"driver", json_string("kvstore-wal-bench")},
+                         {"disk", json_string(describe_disk(config.dir))},
+                         {"value_size", std::to_string(config.value_size)},
+                         {"seconds", json_number(config.seconds)},
+                         {"rounds", std::to_string(config.rounds)},
+                         {"threads", json_array(threads)},
+                         {"peers", json_array(entries)},
+                         {"replay_records", std::to_string(config.replay_records)},
+                         {"replay_records_per_second", json_number(median(replay_records))},
+                         {"replay_megabytes_per_second", json_number(median(replay_megabytes))}});
+        if (!write_file(config.json, json)) die("cannot write " + config.json);
     }
     if (own_dir) remove_tree(config.dir);
     return 0;
