@@ -31,9 +31,9 @@
 #include <kvstore/concurrent_map.hpp>
 #include <kvstore/detail/apply_pipeline.hpp>
 #include <kvstore/detail/expiring_value.hpp>
-#include <kvstore/detail/gradual_remove.hpp>
 #include <kvstore/detail/shard_copy_cursor.hpp>
 #include <kvstore/detail/snapshot_file.hpp>
+#include <kvstore/detail/store_directory.hpp>
 #include <kvstore/durability.hpp>
 
 #include <algorithm>
@@ -630,7 +630,7 @@ public:
     Status export_snapshot(const std::function<Status(std::string_view)>& sink, Lsn& continue_from) {
         std::lock_guard<std::mutex> one_at_a_time(checkpoint_mutex_);
         if (Status status = checkpoint_locked(continue_from); !status) return status;
-        const std::string path = dir_ + "/" + detail::snapshot::file_name(continue_from);
+        const std::string path = files_.snapshot_path(continue_from);
         std::unique_ptr<ReadableFile> file;
         if (Status status = fs_.open_readable(path, file); !status) return status;
         std::string chunk(kStreamChunk, '\0');
@@ -655,7 +655,7 @@ public:
     /// the store emptied and refilled.
     Status import_snapshot(const std::function<Status(std::string&)>& source) {
         std::lock_guard<std::mutex> one_at_a_time(checkpoint_mutex_);
-        const std::string incoming = dir_ + "/import.tmp";
+        const std::string incoming = files_.import_path();
         Status status = receive(source, incoming);
         if (status) status = check_importable(incoming);
         if (status) status = adopt(incoming);
@@ -739,7 +739,7 @@ private:
     struct Refused {};
 
     Store(FileSystem& fs, std::string dir, const StoreOptions& options)
-        : fs_(fs), dir_(std::move(dir)), options_(options), map_(options.map) {}
+        : fs_(fs), dir_(std::move(dir)), files_(fs, dir_), options_(options), map_(options.map) {}
 
     // Bytes of `value` through its codec; strings need no copy.
     template <class T>
@@ -1136,8 +1136,8 @@ private:
         if constexpr (kLogs) {
             if (Status removed = log_->remove_segments_before(replay_from); !removed) return removed;
         }
-        if (Status status = remove_snapshots_before(replay_from); !status) return status;
-        note_snapshot_size(dir_ + "/" + detail::snapshot::file_name(replay_from));
+        if (Status status = files_.remove_snapshots_before(replay_from); !status) return status;
+        note_snapshot_size(files_.snapshot_path(replay_from));
         logged_at_checkpoint_.store(logged_at_begin_, std::memory_order_relaxed);
         checkpoints_.fetch_add(1, std::memory_order_relaxed);
         return Status::ok();
@@ -1522,30 +1522,11 @@ private:
     }
 
     Status recover(StoreRecovery& found) {
-        if (Status status = fs_.create_dir(dir_, options_.log.dir_mode); !status) return status;
-        if (Status status = fs_.lock_file(dir_ + "/LOCK", lock_); !status) {
-            if (status.code() == StatusCode::kBusy)
-                return Status::busy("the store at " + dir_ + " is open elsewhere (its LOCK file is held)");
-            return status;
-        }
+        if (Status status = files_.create_and_lock(options_.log.dir_mode, lock_); !status) return status;
         opened_at_ = now_us();
-        std::vector<std::string> names;
-        if (Status status = fs_.list_dir(dir_, names); !status) return status;
-        Lsn newest = 0;
-        bool have_snapshot = false;
-        for (const std::string& name : names) {
-            Lsn lsn = 0;
-            if (detail::snapshot::parse_file_name(name, lsn) && (!have_snapshot || lsn > newest)) {
-                newest = lsn;
-                have_snapshot = true;
-            } else if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
-                // A checkpoint that did not finish.
-                if (Status status = fs_.remove(dir_ + "/" + name); !status) return status;
-            }
-        }
+        if (Status status = files_.remove_unfinished_and_find_snapshot(found.snapshot); !status) return status;
         Lsn replay_from = 1;
-        if (have_snapshot) {
-            found.snapshot = dir_ + "/" + detail::snapshot::file_name(newest);
+        if (!found.snapshot.empty()) {
             note_snapshot_size(found.snapshot);
             if (Status status = load_snapshot(found.snapshot, replay_from, found.snapshot_entries); !status)
                 return status;
@@ -1662,21 +1643,9 @@ private:
         return Status::ok();
     }
 
-    Status remove_snapshots_before(Lsn replay_from) {
-        std::vector<std::string> names;
-        if (Status status = fs_.list_dir(dir_, names); !status) return status;
-        bool removed = false;
-        for (const std::string& name : names) {
-            Lsn lsn = 0;
-            if (!detail::snapshot::parse_file_name(name, lsn) || lsn >= replay_from) continue;
-            if (Status status = detail::remove_gradually(fs_, dir_, dir_ + "/" + name); !status) return status;
-            removed = true;
-        }
-        return removed ? fs_.sync_dir(dir_) : Status::ok();
-    }
-
     FileSystem& fs_;
     const std::string dir_;
+    const detail::StoreDirectory files_;
     const StoreOptions options_;
     // Mutable so that a read that finds an expired key can remove it.
     mutable Map map_;
