@@ -52,16 +52,17 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # bench PORT PIPELINE: prints "SET_rps GET_rps server_cpu_us_per_request
 # SET_p50 SET_p99 GET_p50 GET_p99"
 bench() {
-    local pipeline=() before after figures
+    local pipeline=() before after figures set_rps get_rps latencies cpu_us
     [[ $2 -gt 1 ]] && pipeline=(-P "$2")
     before=$(cpu_ticks "$pid")
     # --csv columns: test, rps, avg, min, p50, p95, p99, max.
     figures=$(redis-benchmark -p "$1" -t set,get -n "$requests" -r 1000000 -d 100 -c 50 "${pipeline[@]}" --csv |
         tr -d '"' | awk -F, '$1 == "SET" {set=$2; sl=$5" "$7} $1 == "GET" {get=$2; gl=$5" "$7} END {printf "%.0f %.0f %s %s", set, get, sl, gl}')
     after=$(cpu_ticks "$pid")
-    read -r set_rps get_rps set_p50 set_p99 get_p50 get_p99 <<<"$figures"
-    awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" -v s="$set_rps" -v g="$get_rps" \
-        -v l="$set_p50 $set_p99 $get_p50 $get_p99" 'BEGIN {printf "%s %s %.1f %s\n", s, g, ticks / hz * 1e6 / (2 * n), l}'
+    read -r set_rps get_rps latencies <<<"$figures"
+    cpu_us=$(awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+        'BEGIN {printf "%.1f", ticks / hz * 1e6 / (2 * n)}')
+    echo "$set_rps $get_rps $cpu_us $latencies"
 }
 
 # record ROUND PERSISTENCE PIPELINE SERVER FIGURES...: a line of the rows file.

@@ -359,11 +359,18 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "round %d replay: %.2f M records/s, %.0f MB/s\n", round + 1, records / 1e6, megabytes);
     }
 
+    // [peer][thread index] -> the median over rounds
+    std::vector<std::vector<double>> medians(peers.size());
+    for (std::size_t p = 0; p < peers.size(); ++p)
+        for (const std::vector<double>& round_rates : rates[p])
+            medians[p].push_back(kvstore_bench::median(round_rates));
+    const std::string disk = describe_disk(config.dir);
+
     std::string out;
     char line[512];
     std::snprintf(line, sizeof line,
                   "Disk: %s. Records: 16-byte keys, %zu-byte values. %g s per cell, median of %d round(s).\n\n",
-                  describe_disk(config.dir).c_str(), config.value_size, config.seconds, config.rounds);
+                  disk.c_str(), config.value_size, config.seconds, config.rounds);
     out += line;
     out += "| records/s |";
     for (unsigned threads : config.threads) out += " " + std::to_string(threads) + " thr |";
@@ -374,14 +381,14 @@ int main(int argc, char** argv) {
         for (std::size_t p = 0; p < peers.size(); ++p) {
             if (std::strcmp(peers[p].name, name) != 0) continue;
             for (std::size_t t = 0; t < config.threads.size(); ++t)
-                if (config.threads[t] == threads) return kvstore_bench::median(rates[p][t]);
+                if (config.threads[t] == threads) return medians[p][t];
         }
         return 0;
     };
     for (std::size_t p = 0; p < peers.size(); ++p) {
         out += std::string("| ") + peers[p].description + " |";
         for (std::size_t t = 0; t < config.threads.size(); ++t) {
-            std::snprintf(line, sizeof line, " %.0f |", kvstore_bench::median(rates[p][t]));
+            std::snprintf(line, sizeof line, " %.0f |", medians[p][t]);
             out += line;
         }
         out += "\n";
@@ -414,16 +421,13 @@ int main(int argc, char** argv) {
         using namespace kvstore_bench;
         std::vector<std::string> threads, entries;
         for (const unsigned t : config.threads) threads.push_back(std::to_string(t));
-        for (std::size_t p = 0; p < peers.size(); ++p) {
-            std::vector<double> medians;
-            for (const std::vector<double>& round_rates : rates[p]) medians.push_back(median(round_rates));
+        for (std::size_t p = 0; p < peers.size(); ++p)
             entries.push_back(json_object({{"id", json_string(peers[p].name)},
                                            {"label", json_string(peers[p].description)},
-                                           {"records_per_second", json_numbers(medians)}}));
-        }
+                                           {"records_per_second", json_numbers(medians[p])}}));
         const std::string json =
             json_object({{"driver", json_string("kvstore-wal-bench")},
-                         {"disk", json_string(describe_disk(config.dir))},
+                         {"disk", json_string(disk)},
                          {"value_size", std::to_string(config.value_size)},
                          {"seconds", json_number(config.seconds)},
                          {"rounds", std::to_string(config.rounds)},

@@ -595,15 +595,17 @@ public:
         if constexpr (!kLogs) {
             (void)from;
             (void)f;
-            return Status::invalid_argument("read_log: the store at " + dir_ + " keeps no log (durability None)");
+            return Status::invalid_argument("read_log: the store at " + files_.path() +
+                                            " keeps no log (durability None)");
         } else {
             std::lock_guard<std::mutex> no_compaction(checkpoint_mutex_);
             const Lsn durable = log_->stats().durable_lsn;
             std::vector<detail::log::Segment> segments;
-            if (Status status = detail::log::list_segments(fs_, dir_, segments); !status) return status;
+            if (Status status = detail::log::list_segments(fs_, files_.path(), segments); !status) return status;
             const Lsn oldest = segments.empty() ? durable + 1 : segments.front().first_lsn;
             if (from < oldest)
-                return Status::compacted("read_log: records from LSN " + std::to_string(from) + " on in " + dir_ +
+                return Status::compacted("read_log: records from LSN " + std::to_string(from) + " on in " +
+                                         files_.path() +
                                          " were replaced by a snapshot; the oldest still on disk is LSN " +
                                          std::to_string(oldest) + " (start from export_snapshot instead)");
             if (from > durable) return Status::ok();
@@ -612,7 +614,7 @@ public:
             bool reached_end = false;
             RecoveryReport report;
             Status status = detail::log::replay_log(
-                fs_, dir_, from, RecoveryMode::kTolerateTornTail, false,
+                fs_, files_.path(), from, RecoveryMode::kTolerateTornTail, false,
                 [&](const LogRecord& record) -> Status {
                     if (record.lsn <= durable) return f(record);
                     reached_end = true;
@@ -739,7 +741,7 @@ private:
     struct Refused {};
 
     Store(FileSystem& fs, std::string dir, const StoreOptions& options)
-        : fs_(fs), dir_(std::move(dir)), files_(fs, dir_), options_(options), map_(options.map) {}
+        : fs_(fs), files_(fs, std::move(dir)), options_(options), map_(options.map) {}
 
     // Bytes of `value` through its codec; strings need no copy.
     template <class T>
@@ -1153,7 +1155,7 @@ private:
     // REQUIRES: checkpoint_mutex_ held.
     Status checkpoint_locked(Lsn& replay_from) {
         if (Status status = begin_snapshot(replay_from); !status) return status;
-        detail::snapshot::Writer writer(fs_, dir_, replay_from, options_.log.file_mode);
+        detail::snapshot::Writer writer(fs_, files_.path(), replay_from, options_.log.file_mode);
         Status status = writer.open();
         std::string key_bytes;
         std::string value_bytes;
@@ -1227,7 +1229,7 @@ private:
     Status adopt(const std::string& path) {
         Lsn replay_from = 0;
         if (Status status = begin_snapshot(replay_from); !status) return status;
-        detail::snapshot::Writer writer(fs_, dir_, replay_from, options_.log.file_mode);
+        detail::snapshot::Writer writer(fs_, files_.path(), replay_from, options_.log.file_mode);
         Status status = writer.open();
         const Expiry now = now_us();
         Lsn their_lsn = 0;
@@ -1517,7 +1519,7 @@ private:
     }
 
     Status undecodable(const char* what, Lsn lsn) const {
-        return Status::corruption(dir_ + " log record " + std::to_string(lsn), 0,
+        return Status::corruption(files_.path() + " log record " + std::to_string(lsn), 0,
                                   std::string("its ") + what + " does not decode as the store's type");
     }
 
@@ -1635,7 +1637,8 @@ private:
                 return decoded ? queued : decoded;
             };
             std::unique_ptr<Durability> log;
-            if (Status status = Durability::open(dir_, log_options, replay_from, replay, found.log, log); !status)
+            if (Status status = Durability::open(files_.path(), log_options, replay_from, replay, found.log, log);
+                !status)
                 return status;
             changes.finish();
             log_ = std::move(log);
@@ -1644,7 +1647,6 @@ private:
     }
 
     FileSystem& fs_;
-    const std::string dir_;
     const detail::StoreDirectory files_;
     const StoreOptions options_;
     // Mutable so that a read that finds an expired key can remove it.

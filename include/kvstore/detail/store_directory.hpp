@@ -14,7 +14,6 @@
 #pragma once
 
 #include <kvstore/detail/gradual_remove.hpp>
-#include <kvstore/detail/log_format.hpp>
 #include <kvstore/detail/snapshot_file.hpp>
 #include <kvstore/file_system.hpp>
 #include <kvstore/status.hpp>
