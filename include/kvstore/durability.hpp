@@ -20,6 +20,21 @@
 //
 // Readers of whatever the caller keeps in memory may see a change before its
 // record is durable: the log only decides when a write is acknowledged.
+//
+// The policy contract, which Store checks with IsDurability: a policy P has
+//
+//   static constexpr bool kKeepsRecords;
+//   static Status open(dir, const LogOptions&, Lsn from, apply, RecoveryReport&, std::unique_ptr<P>&);
+//   Status commit(Lsn);                  // the promise about every record up to Lsn holds
+//   Status flush();                      // every record appended is durable
+//   Status rotate(Lsn& first);           // a snapshot starts here: `first` is the LSN it replays from
+//   Status remove_segments_before(Lsn);  // a snapshot covers the records below
+//   LogStats stats() const;
+//   Status close();
+//
+// and, when kKeepsRecords, append(const LogOperation&, Lsn&) and
+// append_batch(range of LogOperation, Lsn&). A policy that keeps no records
+// is never handed one, so a store under it encodes nothing.
 #pragma once
 
 #include <kvstore/detail/write_ahead_log.hpp>
@@ -28,6 +43,9 @@
 
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 namespace kvstore {
 
@@ -57,12 +75,49 @@ Status for_each_operation(const LogRecord& record, Visit&& visit) {
     return Status::corruption("record with LSN " + std::to_string(record.lsn), record.offset, why);
 }
 
-/// No log at all.
-struct None {};
+/// No log at all: a crash loses everything since the last snapshot. It has
+/// the logs' interface, each call doing nothing, so that a Store treats every
+/// policy alike; it numbers the snapshots, which have no LSNs to go by.
+class None {
+public:
+    /// Writes are never appended to it.
+    static constexpr bool kKeepsRecords = false;
+
+    /// Replays nothing; the next snapshot is numbered after `from_lsn`.
+    template <class Apply>
+    static Status open(const std::string&, const LogOptions&, Lsn from_lsn, Apply&&, RecoveryReport&,
+                       std::unique_ptr<None>& log) {
+        log.reset(new None(from_lsn + 1));
+        return Status::ok();
+    }
+
+    /// Nothing is logged, so every promise already holds.
+    Status commit(Lsn) const noexcept { return Status::ok(); }
+    /// As commit().
+    Status flush() const noexcept { return Status::ok(); }
+    /// Hands out the next snapshot number.
+    Status rotate(Lsn& first_lsn) noexcept {
+        first_lsn = next_snapshot_++;
+        return Status::ok();
+    }
+    /// There are no segments.
+    Status remove_segments_before(Lsn) const noexcept { return Status::ok(); }
+    /// All zero.
+    LogStats stats() const noexcept { return LogStats{}; }
+    /// As commit().
+    Status close() const noexcept { return Status::ok(); }
+
+private:
+    explicit None(Lsn next_snapshot) noexcept : next_snapshot_(next_snapshot) {}
+    Lsn next_snapshot_;
+};
 
 /// Every write pays for its own fdatasync before it is acknowledged.
 class SyncWAL final : public detail::WriteAheadLog {
 public:
+    /// Every write is appended as a record.
+    static constexpr bool kKeepsRecords = true;
+
     /// Opens (creating if needed) the log in `dir`, replays the records
     /// from `from_lsn` on through apply(const LogRecord&) -> Status,
     /// repairs a torn tail as options.recovery_mode allows, and starts a
@@ -81,6 +136,9 @@ private:
 /// Concurrent writers share syncs; see the file comment for the relaxed mode.
 class GroupCommitWAL final : public detail::WriteAheadLog {
 public:
+    /// Every write is appended as a record.
+    static constexpr bool kKeepsRecords = true;
+
     /// As SyncWAL::open.
     template <class Apply>
     static Status open(const std::string& dir, const LogOptions& options, Lsn from_lsn, Apply&& apply,
@@ -94,5 +152,50 @@ private:
     friend class detail::WriteAheadLog;
     using WriteAheadLog::WriteAheadLog;
 };
+
+namespace detail {
+
+template <class P, class = void>
+struct HasRecordAppends : std::false_type {};
+template <class P>
+struct HasRecordAppends<
+    P, std::enable_if_t<std::is_same_v<decltype(std::declval<P&>().append(std::declval<const LogOperation&>(),
+                                                                             std::declval<Lsn&>())),
+                                       Status> &&
+                        std::is_same_v<decltype(std::declval<P&>().append_batch(
+                                           std::declval<const std::vector<LogOperation>&>(), std::declval<Lsn&>())),
+                                       Status>>> : std::true_type {};
+
+struct IgnoreRecord {
+    Status operator()(const LogRecord&) const { return Status::ok(); }
+};
+
+template <class P, class = void>
+struct HasLogCalls : std::false_type {};
+template <class P>
+struct HasLogCalls<
+    P, std::enable_if_t<
+           std::is_same_v<decltype(bool{P::kKeepsRecords}), bool> &&
+           std::is_same_v<decltype(P::open(std::declval<const std::string&>(), std::declval<const LogOptions&>(),
+                                           Lsn{}, IgnoreRecord{}, std::declval<RecoveryReport&>(),
+                                           std::declval<std::unique_ptr<P>&>())),
+                          Status> &&
+           std::is_same_v<decltype(std::declval<P&>().commit(Lsn{})), Status> &&
+           std::is_same_v<decltype(std::declval<P&>().flush()), Status> &&
+           std::is_same_v<decltype(std::declval<P&>().rotate(std::declval<Lsn&>())), Status> &&
+           std::is_same_v<decltype(std::declval<P&>().remove_segments_before(Lsn{})), Status> &&
+           std::is_same_v<decltype(std::declval<const P&>().stats()), LogStats> &&
+           std::is_same_v<decltype(std::declval<P&>().close()), Status>>> : std::true_type {};
+
+template <class P, bool = HasLogCalls<P>::value>
+struct IsDurability : std::false_type {};
+template <class P>
+struct IsDurability<P, true> : std::bool_constant<!P::kKeepsRecords || HasRecordAppends<P>::value> {};
+
+}  // namespace detail
+
+/// True iff P meets the policy contract in this file's comment.
+template <class P>
+inline constexpr bool is_durability_v = detail::IsDurability<P>::value;
 
 }  // namespace kvstore

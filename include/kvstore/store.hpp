@@ -11,14 +11,9 @@
 // what the policy promises (docs/durability.md). Readers may see a change
 // before it is durable, as in Redis.
 //
-// checkpoint() writes a snapshot without stopping the store: it starts a new
-// log segment at LSN L, copies one shard at a time under that shard's shared
-// lock, makes the log durable up to the end of the copy and then the
-// snapshot, then deletes the segments before L. Changes made during the copy
-// may or may not be in the snapshot; replaying their records from L on gives
-// the same state either way, because records hold resulting values. Under
-// None, with no records to complete it, a batch or clear that the copy is
-// between waits until the copy has passed its shards.
+// checkpoint() writes a snapshot without stopping the store (see
+// detail/checkpointer.hpp); opening recovers through detail/store_recovery.hpp.
+// docs/architecture.md shows which file holds each step.
 //
 // A write may carry a time-to-live. Its record and snapshot entry hold the
 // absolute expiry, so a key keeps its deadline across restarts. An expired
@@ -29,17 +24,19 @@
 
 #include <kvstore/codec.hpp>
 #include <kvstore/concurrent_map.hpp>
-#include <kvstore/detail/apply_pipeline.hpp>
+#include <kvstore/detail/background_worker.hpp>
+#include <kvstore/detail/checkpointer.hpp>
+#include <kvstore/detail/encoded.hpp>
 #include <kvstore/detail/expiring_value.hpp>
-#include <kvstore/detail/shard_copy_cursor.hpp>
-#include <kvstore/detail/snapshot_file.hpp>
 #include <kvstore/detail/store_directory.hpp>
+#include <kvstore/detail/store_recovery.hpp>
 #include <kvstore/durability.hpp>
+#include <kvstore/store_options.hpp>
+#include <kvstore/write_batch.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -47,128 +44,24 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 namespace kvstore {
 
-/// How Store::open sets up the map, the log, automatic checkpoints and expiry; every field has a default.
-struct StoreOptions {
-    /// The map's shards and initial capacity (see MapOptions).
-    MapOptions map;
-    /// The log's options; its file_system also holds the snapshots and the
-    /// LOCK file, and its file_mode and dir_mode apply to them.
-    LogOptions log;
-    /// Longest key and value accepted, in encoded bytes; a longer one is
-    /// refused with kInvalidArgument and nothing is written.
-    std::size_t max_key_size = std::size_t{64} << 10;
-    std::size_t max_value_size = std::size_t{64} << 20;  ///< as max_key_size, for values
-    /// A background thread checkpoints once the log has grown by this many
-    /// bytes since the last checkpoint (0: only on demand), and by
-    /// checkpoint_growth. It looks every checkpoint_poll. Not used under None.
-    std::uint64_t checkpoint_bytes = std::uint64_t{64} << 20;
-    /// An automatic checkpoint also waits until the log has grown by this
-    /// percentage of the newest snapshot's size (0: checkpoint_bytes alone).
-    /// A store far larger than checkpoint_bytes then does not write its
-    /// whole state for every checkpoint_bytes logged: at 100, checkpoints
-    /// write at most about one byte of snapshot per byte of log.
-    unsigned checkpoint_growth = 100;
-    std::chrono::milliseconds checkpoint_poll{100};  ///< how often the background thread checks checkpoint_bytes
-    /// What "now" is for time-to-live; empty: std::chrono::system_clock.
-    /// Expiry times are absolute wall-clock times (they survive restarts),
-    /// so moving the system clock forward expires keys early and moving it
-    /// back keeps them longer.
-    std::function<std::chrono::system_clock::time_point()> clock;
-    /// A background sweeper removes expired keys this often, one shard at a
-    /// time (0: expired keys are removed only when a call finds them).
-    std::chrono::milliseconds sweep_interval{1000};
-};
-
-/// What opening a store found.
-struct StoreRecovery {
-    std::string snapshot;                ///< the snapshot loaded ("" if none)
-    std::uint64_t snapshot_entries = 0;  ///< entries in that snapshot, already expired ones (not loaded) included
-    RecoveryReport log;                  ///< the log replayed after it
-};
-
-/// A store's figures.
-struct StoreStats {
-    std::size_t items = 0;             ///< entries in the map, expired ones not yet removed included
-    std::size_t shards = 0;            ///< the map's shard count
-    double load_factor = 0;            ///< entries per allocated slot, over all shards
-    std::size_t memory_bytes = 0;      ///< tables and records held by the map
-    LogStats log;                      ///< all zero under None
-    std::uint64_t checkpoints = 0;     ///< finished by this Store object
-    std::uint64_t snapshot_bytes = 0;  ///< size of the newest snapshot (0: none)
-    /// Expired keys removed by this Store object (by calls that found them
-    /// and by the sweeper); counted in items until then.
-    std::uint64_t expired_keys = 0;
-    StoreRecovery recovery;  ///< what opening the store found
-    /// The first error of an automatic checkpoint, if one failed (they are
-    /// retried at the next poll).
-    std::string checkpoint_error;
-};
-
-/// Puts and erases that a Store applies together: after a crash all of them
-/// or none, and other threads see all of them or none.
-template <class K, class V>
-class WriteBatch {
-public:
-    /// Adds a put of `key` without an expiry; writing it removes any expiry the key had.
-    void put(K key, V value) {
-        keys_.push_back(std::move(key));
-        values_.emplace_back(std::move(value));
-        ttls_.emplace_back();
-    }
-    /// A put that expires `ttl` after the batch is written (ttl > 0).
-    void put(K key, V value, std::chrono::milliseconds ttl) {
-        put(std::move(key), std::move(value));
-        ttls_.back() = ttl;
-    }
-    /// Adds a removal of `key`.
-    void erase(K key) {
-        keys_.push_back(std::move(key));
-        values_.emplace_back();
-        ttls_.emplace_back();
-    }
-    /// Puts and erases added, a key's repeats included.
-    std::size_t size() const noexcept { return keys_.size(); }
-    /// True when nothing has been added.
-    bool empty() const noexcept { return keys_.empty(); }
-    /// Removes everything added, so that the batch can be reused.
-    void clear() noexcept {
-        keys_.clear();
-        values_.clear();
-        ttls_.clear();
-    }
-
-    /// The keys, in the order given; a key's later entries win.
-    const std::vector<K>& keys() const noexcept { return keys_; }
-    /// The value put for keys()[i], or nothing for an erase.
-    const std::vector<std::optional<V>>& values() const noexcept { return values_; }
-    /// The time-to-live of the put of keys()[i], if it has one.
-    const std::vector<std::optional<std::chrono::milliseconds>>& ttls() const noexcept { return ttls_; }
-
-private:
-    std::vector<K> keys_;
-    std::vector<std::optional<V>> values_;
-    std::vector<std::optional<std::chrono::milliseconds>> ttls_;
-};
-
 /// A thread-safe map from K to V kept in a directory, whose acknowledged writes survive crashes; Durability
 /// (None, SyncWAL or GroupCommitWAL) decides when a write is acknowledged. Opened with Store::open.
 template <class K, class V, class Durability = GroupCommitWAL, class Hasher = Hash<K>, class KeyEqual = std::equal_to<>>
 class Store {
-    static constexpr bool kLogs = !std::is_same_v<Durability, None>;
-    // The map keeps string keys and values packed in one block (PackedRecord).
-    static constexpr bool kPackedStrings = std::is_same_v<K, std::string> && std::is_same_v<V, std::string>;
+    static_assert(is_durability_v<Durability>,
+                  "Store's Durability must meet the policy contract in kvstore/durability.hpp");
     using Values = detail::ExpiringValue<V>;
     using Stored = typename Values::Stored;
     using Map = ConcurrentMap<K, Stored, Hasher, KeyEqual>;
     using Expiry = detail::Expiry;
     static constexpr Expiry kNoExpiry = detail::kNoExpiry;
+    using Checkpointer = detail::Checkpointer<K, V, Map, Durability>;
 
 public:
     using TimePoint = std::chrono::system_clock::time_point;  ///< an absolute expiry time, on the wall clock
@@ -186,8 +79,7 @@ public:
         std::unique_ptr<Store> opened(new Store(fs, dir, options));
         if (Status status = opened->recover(opened->recovery_); !status) return status;
         if (recovery != nullptr) *recovery = opened->recovery_;
-        if (opened->background_period().count() > 0)
-            opened->background_ = std::thread([raw = opened.get()] { raw->run_background(); });
+        opened->start_background();
         store = std::move(opened);
         return Status::ok();
     }
@@ -213,7 +105,7 @@ public:
         Lsn lsn = 0;
         Status logged;
         bool live = false;
-        const Expiry now = now_us();
+        const Expiry now = clock_.now();
         const bool removed = map_.erase_if(key, [&](const auto& stored) {
             if (expired_at(stored, now)) return true;
             logged = log_erase(key, lsn);
@@ -314,7 +206,7 @@ public:
         std::vector<Expiry> expiries(batch.size(), kNoExpiry);
         for (std::size_t i = 0; i < batch.size(); ++i) {
             if (const auto& ttl = batch.ttls()[i]) {
-                if (Status status = expiry_after(*ttl, expiries[i]); !status) return status;
+                if (Status status = clock_.expiry_after(*ttl, expiries[i]); !status) return status;
             }
         }
         return write_entries(batch.keys(), batch.values(), expiries);
@@ -331,9 +223,9 @@ public:
         template <class Q>
         bool find(const Q& key, V& out, std::optional<TimePoint>* expiry = nullptr) {
             if (const std::size_t i = staged_index(key); i != kNotStaged) {
-                if (!values_[i] || deadline_passed(expiries_[i], now_)) return false;
+                if (!values_[i] || detail::deadline_passed(expiries_[i], now_)) return false;
                 out = *values_[i];
-                if (expiry != nullptr) *expiry = time_point_of(expiries_[i]);
+                if (expiry != nullptr) *expiry = detail::time_point_of(expiries_[i]);
                 return true;
             }
             bool live = false;
@@ -346,7 +238,7 @@ public:
                 } else {
                     out = value;
                 }
-                if (expiry != nullptr) *expiry = time_point_of(Values::expiry(stored));
+                if (expiry != nullptr) *expiry = detail::time_point_of(Values::expiry(stored));
             });
             return live;
         }
@@ -364,8 +256,8 @@ public:
         template <class Q, class M>
         Status put(const Q& key, const M& value, std::optional<TimePoint> expiry = std::nullopt) {
             if (Status status = store_.check_sizes(key, &value); !status) return status;
-            const Expiry at = expiry ? expiry_of(*expiry) : kNoExpiry;
-            if (deadline_passed(at, now_)) {
+            const Expiry at = expiry ? detail::expiry_of(*expiry) : kNoExpiry;
+            if (detail::deadline_passed(at, now_)) {
                 erase(key);
                 return Status::ok();
             }
@@ -382,12 +274,12 @@ public:
         }
 
         /// The time the transaction reads expiries against, fixed when it began.
-        TimePoint now() const { return *time_point_of(now_); }
+        TimePoint now() const { return *detail::time_point_of(now_); }
 
     private:
         friend class Store;
         static constexpr std::size_t kNotStaged = std::numeric_limits<std::size_t>::max();
-        explicit Transaction(const Store& store) : store_(store), now_(store.now_us()) {}
+        explicit Transaction(const Store& store) : store_(store), now_(store.clock_.now()) {}
 
         template <class Q>
         std::size_t staged_index(const Q& key) const {
@@ -404,15 +296,9 @@ public:
                 expiries_[i] = expiry;
                 return;
             }
-            keys_.emplace_back(as_stored<K>(key));
+            keys_.emplace_back(detail::as_stored<K>(key));
             values_.push_back(std::move(value));
             expiries_.push_back(expiry);
-        }
-
-        // Before the epoch counts as already past: the earliest expiry there is.
-        static Expiry expiry_of(TimePoint when) {
-            const auto us = std::chrono::duration_cast<std::chrono::microseconds>(when.time_since_epoch()).count();
-            return us > 0 ? static_cast<Expiry>(us) : 1;
         }
 
         const Store& store_;
@@ -473,26 +359,18 @@ public:
     /// Returns once record `lsn` and every record before it hold what the
     /// policy promises (durable under SyncWAL and GroupCommitWAL, at once in
     /// the relaxed mode and under None), or with the log's error.
-    Status commit(Lsn lsn) {
-        if constexpr (kLogs) {
-            if (lsn != 0) return log_->commit(lsn);
-        }
-        return Status::ok();
-    }
+    Status commit(Lsn lsn) { return lsn == 0 ? Status::ok() : log_->commit(lsn); }
 
     /// Removes every entry, logged as one record; other threads see the
     /// store as it was or empty.
     Status clear() {
         Lsn lsn = 0;
         Status logged;
-        copy_cursor_.apply_whole([&](auto copy_between) {
+        checkpointer_.copy_cursor().apply_whole([&](auto copy_between) {
             map_.clear_if([&] {
-                if constexpr (kLogs) {
-                    logged = log_->append({LogRecordType::kClear, {}, {}, 0}, lsn);
-                    return logged.is_ok();
-                } else {
-                    return !copy_between(0, map_.shard_count() - 1);
-                }
+                if (copy_between(0, map_.shard_count() - 1)) return false;
+                logged = append([] { return LogOperation{LogRecordType::kClear, {}, {}, 0}; }, lsn);
+                return logged.is_ok();
             });
         });
         return commit_logged(std::move(logged), lsn);
@@ -525,7 +403,7 @@ public:
     /// Whether the key is there, and when it expires (nothing if never).
     template <class Q>
     bool expires_at(const Q& key, std::optional<TimePoint>& when) const {
-        return read_live(key, [&](const auto&, Expiry expiry) { when = time_point_of(expiry); });
+        return read_live(key, [&](const auto&, Expiry expiry) { when = detail::time_point_of(expiry); });
     }
     /// Calls f(key, value) on every live entry, one shard at a time (see
     /// ConcurrentMap::for_each).
@@ -538,7 +416,7 @@ public:
     /// steps, shard by shard, holds no lock between them (SCAN's cursor).
     template <class F>
     void for_each_in_shard(std::size_t shard, F&& f) const {
-        const Expiry now = now_us();
+        const Expiry now = clock_.now();
         map_.for_each_in_shard(shard, [&](const auto& key, const auto& stored) {
             if (!expired_at(stored, now)) f(key, Values::value(stored));
         });
@@ -562,7 +440,7 @@ public:
         std::size_t removed = 0;
         std::vector<K> expired;
         for (std::size_t shard = 0; shard < map_.shard_count(); ++shard) {
-            const Expiry now = now_us();
+            const Expiry now = clock_.now();
             expired.clear();
             map_.for_each_in_shard(shard, [&](const auto& key, const auto& stored) {
                 if (expired_at(stored, now)) expired.emplace_back(key);
@@ -576,9 +454,9 @@ public:
     /// Writes a snapshot of the current state and deletes the log segments
     /// it replaces; readers and writers go on meanwhile.
     Status checkpoint() {
-        std::lock_guard<std::mutex> one_at_a_time(checkpoint_mutex_);
+        std::lock_guard<std::mutex> one_at_a_time(checkpointer_.mutex());
         Lsn replay_from = 0;
-        return checkpoint_locked(replay_from);
+        return checkpointer_.checkpoint(*log_, replay_from);
     }
 
     // ---- Replication ----
@@ -592,13 +470,13 @@ public:
     /// wait while it reads.
     template <class F>
     Status read_log(Lsn from, F&& f) {
-        if constexpr (!kLogs) {
+        if constexpr (!Durability::kKeepsRecords) {
             (void)from;
             (void)f;
             return Status::invalid_argument("read_log: the store at " + files_.path() +
                                             " keeps no log (durability None)");
         } else {
-            std::lock_guard<std::mutex> no_compaction(checkpoint_mutex_);
+            std::lock_guard<std::mutex> no_compaction(checkpointer_.mutex());
             const Lsn durable = log_->stats().durable_lsn;
             std::vector<detail::log::Segment> segments;
             if (Status status = detail::log::list_segments(fs_, files_.path(), segments); !status) return status;
@@ -630,19 +508,8 @@ public:
     /// `continue_from` gets the LSN of the first record the snapshot does
     /// not hold: a follower that imports it goes on with read_log from there.
     Status export_snapshot(const std::function<Status(std::string_view)>& sink, Lsn& continue_from) {
-        std::lock_guard<std::mutex> one_at_a_time(checkpoint_mutex_);
-        if (Status status = checkpoint_locked(continue_from); !status) return status;
-        const std::string path = files_.snapshot_path(continue_from);
-        std::unique_ptr<ReadableFile> file;
-        if (Status status = fs_.open_readable(path, file); !status) return status;
-        std::string chunk(kStreamChunk, '\0');
-        for (std::uint64_t offset = 0;;) {
-            std::size_t got = 0;
-            if (Status status = file->read(offset, chunk.size(), chunk.data(), got); !status) return status;
-            if (got == 0) return Status::ok();
-            if (Status status = sink(std::string_view(chunk.data(), got)); !status) return status;
-            offset += got;
-        }
+        std::lock_guard<std::mutex> one_at_a_time(checkpointer_.mutex());
+        return checkpointer_.export_snapshot(*log_, sink, continue_from);
     }
 
     /// Replaces the whole state with a snapshot that export_snapshot
@@ -656,13 +523,8 @@ public:
     /// starts over: other threads must not write meanwhile, and readers see
     /// the store emptied and refilled.
     Status import_snapshot(const std::function<Status(std::string&)>& source) {
-        std::lock_guard<std::mutex> one_at_a_time(checkpoint_mutex_);
-        const std::string incoming = files_.import_path();
-        Status status = receive(source, incoming);
-        if (status) status = check_importable(incoming);
-        if (status) status = adopt(incoming);
-        const Status removed = fs_.remove(incoming);
-        return status ? removed : status;
+        std::lock_guard<std::mutex> one_at_a_time(checkpointer_.mutex());
+        return checkpointer_.import_snapshot(*log_, source);
     }
 
     /// Applies a record that another store's read_log produced, as one
@@ -673,17 +535,17 @@ public:
         std::vector<K> keys;
         std::vector<std::optional<V>> values;
         std::vector<Expiry> expiries;
-        const Expiry now = now_us();
+        const Expiry now = clock_.now();
         bool decoded = true;
         bool holds_clear = false;
         Status parsed = for_each_operation(record, [&](const LogOperation& op) {
             if (op.type == LogRecordType::kClear) holds_clear = true;
             K key{};
-            if (!decode_into(op.key, key)) decoded = false;
+            if (!Codec<K>::decode(op.key, key)) decoded = false;
             const bool live_put = (op.type == LogRecordType::kPut || op.type == LogRecordType::kPutExpiring) &&
                                   (op.expiry == kNoExpiry || op.expiry > now);
             std::optional<V> value;
-            if (live_put && !decode_into(op.value, value.emplace())) decoded = false;
+            if (live_put && !Codec<V>::decode(op.value, value.emplace())) decoded = false;
             keys.push_back(std::move(key));
             values.push_back(std::move(value));
             expiries.push_back(live_put ? op.expiry : kNoExpiry);
@@ -692,32 +554,21 @@ public:
         if (holds_clear)
             return Status::invalid_argument("apply_replicated: record " + std::to_string(record.lsn) +
                                             " is a batch holding a clear, which no Store writes");
-        if (!decoded) return undecodable("entry", record.lsn);
+        if (!decoded) return detail::undecodable(files_.path(), "entry", record.lsn);
         return write_entries(keys, values, expiries);
     }
 
     /// Makes everything durable and releases the directory. Later writes fail.
     Status close() {
         if (!lock_) return Status::ok();
-        {
-            std::lock_guard<std::mutex> lock(background_mutex_);
-            closing_ = true;
-        }
-        background_wakeup_.notify_all();
-        if (background_.joinable()) background_.join();
-        Status status;
-        if constexpr (kLogs) {
-            if (log_) status = log_->close();
-        }
+        background_.stop();
+        Status status = log_ ? log_->close() : Status::ok();
         lock_.reset();
         return status;
     }
 
     /// The log's figures (all zero under None).
-    LogStats log_stats() const {
-        if constexpr (kLogs) return log_->stats();
-        return LogStats{};
-    }
+    LogStats log_stats() const { return log_->stats(); }
 
     /// The store's figures, gathered now (see StoreStats).
     StoreStats stats() const {
@@ -728,12 +579,11 @@ public:
         stats.load_factor = map.load_factor;
         stats.memory_bytes = map.memory_bytes;
         stats.log = log_stats();
-        stats.checkpoints = checkpoints_.load(std::memory_order_relaxed);
-        stats.snapshot_bytes = snapshot_bytes_.load(std::memory_order_relaxed);
+        stats.checkpoints = checkpointer_.checkpoints();
+        stats.snapshot_bytes = checkpointer_.snapshot_bytes();
         stats.expired_keys = expired_.load(std::memory_order_relaxed);
         stats.recovery = recovery_;
-        std::lock_guard<std::mutex> lock(background_mutex_);
-        stats.checkpoint_error = checkpoint_error_;
+        stats.checkpoint_error = background_.first_error();
         return stats;
     }
 
@@ -741,29 +591,12 @@ private:
     struct Refused {};
 
     Store(FileSystem& fs, std::string dir, const StoreOptions& options)
-        : fs_(fs), files_(fs, std::move(dir)), options_(options), map_(options.map) {}
-
-    // Bytes of `value` through its codec; strings need no copy.
-    template <class T>
-    static std::string_view bytes_of(const T& value, std::string& scratch) {
-        if constexpr (std::is_convertible_v<const T&, std::string_view>) {
-            return std::string_view(value);
-        } else {
-            scratch.resize(Codec<T>::size(value));
-            Codec<T>::encode(value, scratch.data());
-            return scratch;
-        }
-    }
-
-    // Encoded bytes of `value`, counted without encoding it.
-    template <class T>
-    static std::size_t encoded_size(const T& value) {
-        if constexpr (std::is_convertible_v<const T&, std::string_view>) {
-            return std::string_view(value).size();
-        } else {
-            return Codec<T>::size(value);
-        }
-    }
+        : fs_(fs),
+          files_(fs, std::move(dir)),
+          options_(options),
+          clock_(options.clock),
+          map_(options.map),
+          checkpointer_(fs, files_, map_, options_, clock_, expiries_seen_) {}
 
     static Status check_limit(const char* what, std::size_t size, std::size_t limit, const char* option) {
         return size <= limit ? Status::ok() : over_limit(what, size, limit, option);
@@ -777,82 +610,33 @@ private:
 
     template <class Q, class M>
     Status check_sizes(const Q& key, const M* value) const {
-        if (Status status = check_limit("key", encoded_size(as_stored<K>(key)), options_.max_key_size, "max_key_size");
-            !status)
+        const std::size_t key_size = detail::encoded_size(detail::as_stored<K>(key));
+        if (Status status = check_limit("key", key_size, options_.max_key_size, "max_key_size"); !status)
             return status;
         if (value == nullptr) return Status::ok();
-        return check_limit("value", encoded_size(as_stored<V>(*value)), options_.max_value_size, "max_value_size");
-    }
-
-    // Heterogeneous keys and values (a literal for a std::string) are
-    // encoded as the stored type T would be.
-    template <class T, class Q>
-    static decltype(auto) as_stored(const Q& given) {
-        if constexpr (std::is_convertible_v<const Q&, std::string_view> && std::is_same_v<T, std::string>)
-            return std::string_view(given);
-        else if constexpr (std::is_same_v<Q, T>)
-            return given;
-        else
-            return T(given);
+        const std::size_t value_size = detail::encoded_size(detail::as_stored<V>(*value));
+        return check_limit("value", value_size, options_.max_value_size, "max_value_size");
     }
 
     // ---- Time to live ----
-
-    static std::optional<TimePoint> time_point_of(Expiry expiry) {
-        if (expiry == kNoExpiry) return std::nullopt;
-        return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::microseconds(expiry)));
-    }
-
-    Expiry now_us() const {
-        const TimePoint now = options_.clock ? options_.clock() : std::chrono::system_clock::now();
-        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
-        return us > 0 ? static_cast<Expiry>(us) : 1;
-    }
-
-    Status expiry_after(std::chrono::milliseconds ttl, Expiry& expiry) const {
-        const Expiry now = now_us();
-        const auto ms = ttl.count();
-        if (ms <= 0)
-            return Status::invalid_argument("a time-to-live must be positive; got " + std::to_string(ms) + " ms");
-        if (static_cast<std::uint64_t>(ms) > (std::numeric_limits<Expiry>::max() - now) / 1000)
-            return Status::invalid_argument("a time-to-live of " + std::to_string(ms) +
-                                            " ms ends past the last representable time");
-        expiry = now + static_cast<Expiry>(ms) * 1000;
-        return Status::ok();
-    }
 
     // Calls write(expiry) with the expiry `ttl` from now, or returns why there is none.
     template <class Write>
     Status with_expiry(std::chrono::milliseconds ttl, Write&& write) const {
         Expiry expiry = kNoExpiry;
-        if (Status status = expiry_after(ttl, expiry); !status) return status;
+        if (Status status = clock_.expiry_after(ttl, expiry); !status) return status;
         return write(expiry);
     }
 
-    // The one expiry rule: a deadline at or before `now` has passed.
-    static bool deadline_passed(Expiry expiry, Expiry now) noexcept { return expiry != kNoExpiry && expiry <= now; }
-
     template <class S>
     static bool expired_at(const S& stored, Expiry now) noexcept {
-        return deadline_passed(Values::expiry(stored), now);
+        return detail::deadline_passed(Values::expiry(stored), now);
     }
 
     // The clock is read only for keys that have an expiry.
     template <class S>
     bool expired(const S& stored) const {
-        return Values::expiry(stored) != kNoExpiry && expired_at(stored, now_us());
-    }
-
-    void note_expiring() noexcept {
-        if (!has_expiring_.load(std::memory_order_relaxed)) has_expiring_.store(true, std::memory_order_relaxed);
-    }
-
-    // For an entry read while loading: notes its expiry, if it has one (so
-    // that the sweeper runs), and returns whether it had passed at `now`.
-    bool noted_expired(Expiry expiry, Expiry now) noexcept {
-        if (expiry == kNoExpiry) return false;
-        note_expiring();
-        return deadline_passed(expiry, now);
+        return Values::expiry(stored) != kNoExpiry && expired_at(stored, clock_.now());
     }
 
     // Calls read(value, expiry) on the key's value under the shared lock if
@@ -868,7 +652,7 @@ private:
                 read(Values::value(stored), Values::expiry(stored));
             }
         });
-        if (found_expired) erase_if_expired(key, now_us());
+        if (found_expired) erase_if_expired(key, clock_.now());
         return found && !found_expired;
     }
 
@@ -895,7 +679,7 @@ private:
                 logged = log_put(key, value, expiry, lsn);
                 if (!logged) return false;
                 stored = Values::make(value, expiry);
-                if (expiry != kNoExpiry) note_expiring();
+                expiries_seen_.note(expiry);
                 return true;
             };
             change(Values::value(stored), Values::expiry(stored), store_value);
@@ -931,39 +715,42 @@ private:
     // may fill keys, values and expiries from what it reads there (keys
     // within lock_keys, sizes checked) and returns false to write nothing;
     // then logs those entries as one record and applies them. stage runs
-    // once: under None a copy between the shards is waited out before it.
+    // once: a copy between the shards that must be waited out (see
+    // Checkpointer) is waited out before it.
     template <class Stage>
     Status write_locked(const std::vector<K>& lock_keys, Stage&& stage, const std::vector<K>& keys,
                         const std::vector<std::optional<V>>& values, const std::vector<Expiry>& expiries) {
         if (lock_keys.empty()) return Status::ok();
         Lsn lsn = 0;
         Status logged;
-        copy_cursor_.apply_whole([&](auto copy_between) {
+        checkpointer_.copy_cursor().apply_whole([&](auto copy_between) {
             map_.with_keys_locked(lock_keys, [&](auto& locked) {
-                if constexpr (!kLogs) {
-                    const auto shards = locked.shards();
-                    if (copy_between(*shards.begin(), shards.end()[-1])) return;
-                }
+                const auto shards = locked.shards();
+                if (copy_between(*shards.begin(), shards.end()[-1])) return;
                 if (!stage(locked) || keys.empty()) return;
-                if constexpr (kLogs) {
-                    std::vector<std::string> encoded(2 * keys.size());
-                    std::vector<LogOperation> ops(keys.size());
-                    for (std::size_t i = 0; i < keys.size(); ++i) {
-                        ops[i].type = !values[i]                 ? LogRecordType::kErase
-                                      : expiries[i] == kNoExpiry ? LogRecordType::kPut
-                                                                 : LogRecordType::kPutExpiring;
-                        ops[i].key = bytes_of(keys[i], encoded[2 * i]);
-                        if (values[i]) ops[i].value = bytes_of(*values[i], encoded[2 * i + 1]);
-                        ops[i].expiry = expiries[i];
-                    }
-                    logged = log_->append_batch(ops, lsn);
-                    if (!logged) return;
-                }
+                std::vector<std::string> encoded;
+                std::vector<LogOperation> ops;
+                logged = append(
+                    [&]() -> const std::vector<LogOperation>& {
+                        encoded.resize(2 * keys.size());
+                        ops.resize(keys.size());
+                        for (std::size_t i = 0; i < keys.size(); ++i) {
+                            ops[i].type = !values[i]                 ? LogRecordType::kErase
+                                          : expiries[i] == kNoExpiry ? LogRecordType::kPut
+                                                                     : LogRecordType::kPutExpiring;
+                            ops[i].key = detail::encoded_bytes(keys[i], encoded[2 * i]);
+                            if (values[i]) ops[i].value = detail::encoded_bytes(*values[i], encoded[2 * i + 1]);
+                            ops[i].expiry = expiries[i];
+                        }
+                        return ops;
+                    },
+                    lsn);
+                if (!logged) return;
                 std::string scratch;
                 for (std::size_t i = 0; i < keys.size(); ++i) {
                     if (values[i]) {
                         locked.insert_or_assign(keys[i], stored_form(*values[i], expiries[i], scratch));
-                        if (expiries[i] != kNoExpiry) note_expiring();
+                        expiries_seen_.note(expiries[i]);
                     } else {
                         locked.erase(keys[i]);
                     }
@@ -978,7 +765,7 @@ private:
         if (Status status = check_sizes(key, &value); !status) return status;
         Lsn lsn = 0;
         Status logged;
-        if (expiry != kNoExpiry) note_expiring();
+        expiries_seen_.note(expiry);
         map_.insert_or_assign_if(key, Values::make(value, expiry), [&] {
             logged = log_put(key, value, expiry, lsn);
             return logged.is_ok();
@@ -1017,29 +804,41 @@ private:
 
     template <class Q, class M>
     Status log_put(const Q& key, const M& value, Expiry expiry, Lsn& lsn) {
-        if constexpr (kLogs) {
-            std::string key_scratch;
-            std::string value_scratch;
-            return log_->append(
-                {expiry == kNoExpiry ? LogRecordType::kPut : LogRecordType::kPutExpiring,
-                 bytes_of(as_stored<K>(key), key_scratch), bytes_of(as_stored<V>(value), value_scratch), expiry},
-                lsn);
-        } else {
-            (void)key;
-            (void)value;
-            (void)expiry;
-            (void)lsn;
-            return Status::ok();
-        }
+        const auto& stored_key = detail::as_stored<K>(key);
+        const auto& stored_value = detail::as_stored<V>(value);
+        std::string key_scratch;
+        std::string value_scratch;
+        return append(
+            [&] {
+                return LogOperation{expiry == kNoExpiry ? LogRecordType::kPut : LogRecordType::kPutExpiring,
+                                    detail::encoded_bytes(stored_key, key_scratch),
+                                    detail::encoded_bytes(stored_value, value_scratch), expiry};
+            },
+            lsn);
     }
 
     template <class Q>
     Status log_erase(const Q& key, Lsn& lsn) {
-        if constexpr (kLogs) {
-            std::string scratch;
-            return log_->append({LogRecordType::kErase, bytes_of(as_stored<K>(key), scratch), {}, 0}, lsn);
+        const auto& stored_key = detail::as_stored<K>(key);
+        std::string scratch;
+        return append(
+            [&] { return LogOperation{LogRecordType::kErase, detail::encoded_bytes(stored_key, scratch), {}, 0}; }, lsn);
+    }
+
+    // Appends what make() builds: a LogOperation, or a batch of them as one
+    // record. Under a policy that keeps no records nothing is built, so no
+    // key or value is encoded for it.
+    template <class Make>
+    Status append(Make&& make, Lsn& lsn) {
+        if constexpr (Durability::kKeepsRecords) {
+            const auto& made = make();
+            if constexpr (std::is_same_v<std::decay_t<decltype(made)>, LogOperation>) {
+                return log_->append(made, lsn);
+            } else {
+                return log_->append_batch(made, lsn);
+            }
         } else {
-            (void)key;
+            (void)make;
             (void)lsn;
             return Status::ok();
         }
@@ -1049,7 +848,7 @@ private:
     // true); else calls on_present(stored). A refused append inserts nothing.
     template <class Q, class M, class OnPresent>
     bool upsert_logged(const Q& key, const M& value, Expiry expiry, OnPresent&& on_present, Lsn& lsn, Status& logged) {
-        if (expiry != kNoExpiry) note_expiring();
+        expiries_seen_.note(expiry);
         try {
             return map_.upsert(key, std::forward<OnPresent>(on_present), [&]() {
                 logged = log_put(key, value, expiry, lsn);
@@ -1074,608 +873,65 @@ private:
 
     // ---- Background work: automatic checkpoints and the sweeper ----
 
-    bool checkpoints_by_size() const noexcept { return kLogs && options_.checkpoint_bytes > 0; }
-    bool sweeps() const noexcept { return options_.sweep_interval.count() > 0; }
-
-    std::chrono::milliseconds background_period() const {
-        const bool checkpoints = checkpoints_by_size() && options_.checkpoint_poll.count() > 0;
-        const bool sweeps = this->sweeps();
-        if (checkpoints && sweeps) return std::min(options_.checkpoint_poll, options_.sweep_interval);
-        if (checkpoints) return options_.checkpoint_poll;
-        return sweeps ? options_.sweep_interval : std::chrono::milliseconds::zero();
-    }
-
-    // The log growth since the last checkpoint that starts the next one.
-    std::uint64_t checkpoint_threshold() const noexcept {
-        const std::uint64_t growth = snapshot_bytes_.load(std::memory_order_relaxed) / 100 * options_.checkpoint_growth;
-        return std::max(options_.checkpoint_bytes, growth);
-    }
-
     // Checkpoints whenever the log has grown enough since the last
-    // checkpoint, and sweeps every sweep_interval once a key has had an expiry.
-    void run_background() {
+    // checkpoint, and sweeps every sweep_interval once a key has had an
+    // expiry; one thread polls for both.
+    void start_background() {
         using Clock = std::chrono::steady_clock;
-        std::unique_lock<std::mutex> lock(background_mutex_);
-        Clock::time_point next_sweep = Clock::now() + options_.sweep_interval;
-        while (!background_wakeup_.wait_for(lock, background_period(), [&] { return closing_; })) {
-            lock.unlock();
-            const std::uint64_t logged = log_stats().bytes;
+        const bool checkpoints = checkpointer_.checks_size() && options_.checkpoint_poll.count() > 0;
+        const bool sweeps = options_.sweep_interval.count() > 0;
+        if (!checkpoints && !sweeps) return;
+        const std::chrono::milliseconds period =
+            !sweeps        ? options_.checkpoint_poll
+            : !checkpoints ? options_.sweep_interval
+                           : std::min(options_.checkpoint_poll, options_.sweep_interval);
+        background_.start(period, [this, sweeps, next_sweep = Clock::now() + options_.sweep_interval]() mutable {
             Status checkpointed;
-            bool tried = false;
-            if (checkpoints_by_size() &&
-                logged - logged_at_checkpoint_.load(std::memory_order_relaxed) >= checkpoint_threshold()) {
-                checkpointed = checkpoint();
-                tried = true;
-            }
-            if (sweeps() && Clock::now() >= next_sweep) {
-                if (has_expiring_.load(std::memory_order_relaxed) && !sweeps_paused_.load(std::memory_order_relaxed))
-                    remove_expired();
+            if (checkpointer_.due(*log_)) checkpointed = checkpoint();
+            if (sweeps && Clock::now() >= next_sweep) {
+                if (expiries_seen_.any() && !sweeps_paused_.load(std::memory_order_relaxed)) remove_expired();
                 next_sweep = Clock::now() + options_.sweep_interval;
             }
-            lock.lock();
-            if (tried && !checkpointed && checkpoint_error_.empty()) checkpoint_error_ = checkpointed.to_string();
-        }
-    }
-
-    // ---- Snapshots ----
-
-    static constexpr std::size_t kStreamChunk = std::size_t{1} << 20;
-    // Log records whose mean size estimates how many entries a replay brings.
-    static constexpr std::uint64_t kReserveSample = 1024;
-
-    // The first LSN a new snapshot does not cover: the log starts a new
-    // segment there (under None, snapshots are only numbered).
-    Status begin_snapshot(Lsn& replay_from) {
-        logged_at_begin_ = log_stats().bytes;
-        replay_from = next_snapshot_lsn_;
-        if constexpr (kLogs) return log_->rotate(replay_from);
-        ++next_snapshot_lsn_;
-        return Status::ok();
-    }
-
-    // After the snapshot at `replay_from` is durable: deletes what it replaces.
-    Status end_snapshot(Lsn replay_from) {
-        if constexpr (kLogs) {
-            if (Status removed = log_->remove_segments_before(replay_from); !removed) return removed;
-        }
-        if (Status status = files_.remove_snapshots_before(replay_from); !status) return status;
-        note_snapshot_size(files_.snapshot_path(replay_from));
-        logged_at_checkpoint_.store(logged_at_begin_, std::memory_order_relaxed);
-        checkpoints_.fetch_add(1, std::memory_order_relaxed);
-        return Status::ok();
-    }
-
-    // For checkpoint_threshold; a size that cannot be read counts as none.
-    void note_snapshot_size(const std::string& path) {
-        std::uint64_t size = 0;
-        if (!fs_.file_size(path, size)) size = 0;
-        snapshot_bytes_.store(size, std::memory_order_relaxed);
-    }
-
-    // REQUIRES: checkpoint_mutex_ held.
-    Status checkpoint_locked(Lsn& replay_from) {
-        if (Status status = begin_snapshot(replay_from); !status) return status;
-        detail::snapshot::Writer writer(fs_, files_.path(), replay_from, options_.log.file_mode);
-        Status status = writer.open();
-        std::string key_bytes;
-        std::string value_bytes;
-        const Expiry now = now_us();
-        // A shard is encoded into memory under its shared lock, then written
-        // with no lock held.
-        {
-            // Under None, changes to several shards consult the cursor: the
-            // snapshot is all that a crash leaves of them.
-            detail::ShardCopyCursor::Copy copy(copy_cursor_);
-            copy.visit(0);
-            for (std::size_t shard = 0; status && shard < map_.shard_count(); ++shard) {
-                // The writer's buffer is grown before the lock is taken:
-                // growing it inside cost the first shard's writers 3-8 ms
-                // of page faults at 1M entries.
-                writer.reserve(map_.shard_stats(shard).memory_bytes);
-                map_.for_each_in_shard(shard, [&](const auto& key, const auto& stored) {
-                    if (expired_at(stored, now)) return;
-                    writer.add({bytes_of(key, key_bytes), bytes_of(Values::value(stored), value_bytes),
-                                Values::expiry(stored)});
-                });
-                // The shard is in memory: a change waiting for the copy to
-                // pass it need not wait for the disk as well.
-                copy.visit(shard + 1);
-                status = writer.write_pending();
-            }
-        }
-        // The copy may hold changes whose records are not durable yet (a
-        // relaxed or deferred commit, or a write still waiting for its sync),
-        // some of a batch's keys in shards copied after it and some not. A
-        // crash would lose those records but not the snapshot, leaving the
-        // batch torn; so they are made durable before the snapshot is.
-        if constexpr (kLogs) {
-            if (status) status = log_->flush();
-        }
-        if (status) status = writer.finish();
-        if (!status) return status;
-        return end_snapshot(replay_from);
-    }
-
-    // Stores a snapshot stream in `path`, synced.
-    Status receive(const std::function<Status(std::string&)>& source, const std::string& path) {
-        std::unique_ptr<WritableFile> file;
-        if (Status status = fs_.open_writable(path, options_.log.file_mode, file); !status) return status;
-        std::string chunk;
-        for (;;) {
-            chunk.clear();
-            if (Status status = source(chunk); !status) return status;
-            if (chunk.empty()) break;
-            if (Status status = file->append(chunk); !status) return status;
-        }
-        if (Status status = file->sync(); !status) return status;
-        return file->close();
-    }
-
-    Status check_importable(const std::string& path) {
-        Lsn their_lsn = 0;
-        std::uint64_t entries = 0;
-        Status decoded;
-        Status status =
-            detail::snapshot::read(fs_, path, their_lsn, entries, [&](const detail::snapshot::Entry& entry) {
-                K key{};
-                V value{};
-                if (decoded && !(decode_into(entry.key, key) && decode_into(entry.value, value)))
-                    decoded = Status::corruption(path, 0, "an imported entry does not decode as the store's types");
-            });
-        return status ? decoded : status;
-    }
-
-    // Makes the checked snapshot in `path` this store's newest, then loads it.
-    Status adopt(const std::string& path) {
-        Lsn replay_from = 0;
-        if (Status status = begin_snapshot(replay_from); !status) return status;
-        detail::snapshot::Writer writer(fs_, files_.path(), replay_from, options_.log.file_mode);
-        Status status = writer.open();
-        const Expiry now = now_us();
-        Lsn their_lsn = 0;
-        std::uint64_t entries = 0;
-        if (status) {
-            status = detail::snapshot::read(fs_, path, their_lsn, entries, [&](const detail::snapshot::Entry& entry) {
-                if (!status || deadline_passed(entry.expiry, now)) return;
-                writer.add(entry);
-                status = writer.write_pending();
-            });
-        }
-        if (status) status = writer.finish();
-        if (!status) return status;
-        // Other threads see the old contents or the new, never a mix.
-        status = map_.with_all_locked([&](auto& into) {
-            into.clear();
-            into.reserve(static_cast<std::size_t>(entries));
-            auto changes = recovery_queue(into);
-            Status read =
-                detail::snapshot::read(fs_, path, their_lsn, entries, [&](const detail::snapshot::Entry& entry) {
-                    (void)queue_entry(changes, entry.key, entry.value, entry.expiry, now, false);
-                });
-            if (read) changes.finish();
-            return read;
+            return checkpointed;
         });
-        return status ? end_snapshot(replay_from) : status;
-    }
-
-    // ---- Recovery ----
-
-    // One change read from the log or a snapshot, decoded, waiting in a
-    // RecoveryQueue to be applied. A string store replaying a mapped log
-    // segment points into it instead of copying the key and value (the
-    // segment stays mapped until the replay ends): such a change is read
-    // from its first cache line alone, as the applying thread takes each
-    // line from the reading thread's cache.
-    struct alignas(64) RecoveredChange {
-        enum class Kind : unsigned char { kNothing, kSet, kErase, kClear, kReserve };
-        Kind kind = Kind::kNothing;
-        bool borrowed = false;
-        unsigned char prefix_size = 0;  // of the stored form, before the borrowed value
-        char prefix[detail::ExpiringValue<std::string>::kMaxPrefix] = {};
-        std::uint64_t hash = 0;  // kSet, kErase: the key's key_hash
-        std::string_view borrowed_key;
-        std::string_view borrowed_value;
-        std::size_t reserve = 0;  // kReserve: the entries to make room for
-        K key{};
-        Stored stored{};
-    };
-
-    // How many changes ahead of the one being applied a key's bucket is
-    // fetched: enough that it has arrived from memory by then (a miss costs a
-    // few hundred nanoseconds, an insert that hits the cache a few tens).
-    // Borrowed bytes are fetched twice as far ahead: they come from the
-    // reading thread's cache or from memory, which takes longer.
-    static constexpr std::ptrdiff_t kPrefetchDistance = 16;
-
-    // Applies a batch of recovered changes to `into`, the map's unlocked
-    // loading access (nobody else sees the map yet) or its shards locked.
-    template <class Into>
-    static auto batch_applier(Into& into) {
-        return [&into](RecoveredChange* first, RecoveredChange* last) {
-            for (RecoveredChange* change = first; change != last; ++change) {
-                if (last - change > 2 * kPrefetchDistance) prefetch_borrowed(change[2 * kPrefetchDistance]);
-                if (last - change > kPrefetchDistance) prefetch(into, change[kPrefetchDistance]);
-                apply(into, *change);
-            }
-        };
-    }
-
-    template <class Into>
-    using RecoveryPipeline = detail::ApplyPipeline<RecoveredChange, decltype(batch_applier(std::declval<Into&>()))>;
-
-    // The reading thread applies the changes of one shard in kReaderShare
-    // itself, the second thread the rest: reading a log takes less time than
-    // applying it (two thirds, with the segments mapped), and this shares
-    // the work about evenly. A key's changes all go to one thread, in order.
-    static constexpr std::size_t kReaderShare = 8;
-
-    // Recovered changes on their way into `into` from two threads.
-    template <class Into>
-    class RecoveryQueue {
-    public:
-        explicit RecoveryQueue(Into& into, std::size_t reader_shards)
-            : parts_(into.split(reader_shards)),
-              here_(batch_applier(parts_.first), RecoveryPipeline<Into>::AppliedOn::kCallingThread),
-              there_(batch_applier(parts_.second)) {}
-
-        // The slot for a change to the key whose key_hash is `hash`, with the
-        // hash set and nothing to do until its kind is set.
-        RecoveredChange& next(std::uint64_t hash) {
-            RecoveredChange& change = parts_.first.holds(hash) ? here_.next() : there_.next();
-            change.kind = RecoveredChange::Kind::kNothing;
-            change.hash = hash;
-            return change;
-        }
-
-        // Queues a change to every shard (kClear, kReserve) to both threads.
-        void queue_everywhere(typename RecoveredChange::Kind kind, std::size_t reserve = 0) {
-            for (RecoveryPipeline<Into>* pipeline : {&here_, &there_}) {
-                RecoveredChange& change = pipeline->next();
-                change.kind = kind;
-                change.reserve = reserve;
-            }
-        }
-
-        // Applies every change queued; rethrows what applying threw.
-        void finish() {
-            here_.finish();
-            there_.finish();
-        }
-
-    private:
-        std::pair<Into, Into> parts_;
-        RecoveryPipeline<Into> here_;
-        RecoveryPipeline<Into> there_;
-    };
-
-    template <class Into>
-    RecoveryQueue<Into> recovery_queue(Into& into) const {
-        return RecoveryQueue<Into>(into, map_.shard_count() / kReaderShare);
-    }
-
-    template <class Into>
-    static void prefetch(Into& into, const RecoveredChange& change) {
-        if (change.kind == RecoveredChange::Kind::kSet || change.kind == RecoveredChange::Kind::kErase)
-            into.prefetch_hashed(change.hash);
-    }
-
-    // The borrowed bytes lie in a mapped file that only the reading thread
-    // has touched: their lines are far from the applying thread.
-    static void prefetch_borrowed(const RecoveredChange& change) {
-#if defined(__GNUC__)
-        if (!change.borrowed) return;
-        __builtin_prefetch(change.borrowed_key.data());
-        if (change.borrowed_value.empty()) return;
-        __builtin_prefetch(change.borrowed_value.data());
-        __builtin_prefetch(change.borrowed_value.data() + change.borrowed_value.size() - 1);
-#else
-        (void)change;
-#endif
-    }
-
-    // Strings are passed as views so that the change's slot keeps its
-    // buffers for the next change queued in it.
-    template <class Into>
-    static void apply(Into& into, RecoveredChange& change) {
-        switch (change.kind) {
-        case RecoveredChange::Kind::kNothing:
-            break;
-        case RecoveredChange::Kind::kSet:
-            if constexpr (kPackedStrings) {
-                if (change.borrowed) {
-                    into.insert_or_assign_hashed(
-                        change.hash, change.borrowed_key,
-                        detail::SplitBytes{std::string_view(change.prefix, change.prefix_size), change.borrowed_value});
-                    break;
-                }
-            }
-            if constexpr (std::is_same_v<Stored, std::string>) {
-                into.insert_or_assign_hashed(change.hash, key_argument(change), std::string_view(change.stored));
-            } else {
-                into.insert_or_assign_hashed(change.hash, key_argument(change), std::move(change.stored));
-            }
-            break;
-        case RecoveredChange::Kind::kErase:
-            if constexpr (kPackedStrings) {
-                if (change.borrowed) {
-                    into.erase_hashed(change.hash, change.borrowed_key);
-                    break;
-                }
-            }
-            into.erase_hashed(change.hash, change.key);
-            break;
-        case RecoveredChange::Kind::kClear:
-            into.clear();
-            break;
-        case RecoveredChange::Kind::kReserve:
-            into.reserve(change.reserve);
-            break;
-        }
-    }
-
-    static decltype(auto) key_argument(RecoveredChange& change) {
-        if constexpr (std::is_same_v<K, std::string>) {
-            return std::string_view(change.key);
-        } else {
-            return std::move(change.key);
-        }
-    }
-
-    // Queues one logged operation read during recovery. With `borrow`, the
-    // operation's bytes stay valid until the queue is finished.
-    template <class Queue>
-    Status queue(Queue& changes, const LogOperation& op, Lsn lsn, bool borrow) {
-        bool decoded = true;
-        switch (op.type) {
-        case LogRecordType::kPut:
-            decoded = queue_entry(changes, op.key, op.value, kNoExpiry, opened_at_, borrow);
-            break;
-        case LogRecordType::kPutExpiring:
-            decoded = queue_entry(changes, op.key, op.value, op.expiry, opened_at_, borrow);
-            break;
-        case LogRecordType::kErase:
-            decoded = queue_erase(changes, op.key, borrow);
-            break;
-        case LogRecordType::kClear:
-            changes.queue_everywhere(RecoveredChange::Kind::kClear);
-            break;
-        case LogRecordType::kBatch:
-            return undecodable("operation", lsn);
-        }
-        return decoded ? Status::ok() : undecodable("entry", lsn);
-    }
-
-    // Queues the setting of an entry read from a snapshot or the log, or the
-    // removal of its key if it expired before `now`; false if its bytes do
-    // not decode, and then nothing is queued.
-    template <class Queue>
-    bool queue_entry(Queue& changes, std::string_view key_bytes, std::string_view value_bytes, Expiry expiry,
-                     Expiry now, bool borrow) {
-        if (noted_expired(expiry, now)) return queue_erase(changes, key_bytes, borrow);
-        RecoveredChange* change = claim(changes, key_bytes, borrow);
-        if (change == nullptr) return false;
-        if constexpr (kPackedStrings) {
-            if (change->borrowed) {
-                change->borrowed_value = value_bytes;
-                change->prefix_size = static_cast<unsigned char>(Values::make_prefix(expiry, change->prefix));
-                change->kind = RecoveredChange::Kind::kSet;
-                return true;
-            }
-        }
-        if constexpr (std::is_same_v<V, std::string>) {
-            Values::make_into(change->stored, value_bytes, expiry);
-        } else {
-            if (!Values::decode(value_bytes, expiry, change->stored)) return false;
-        }
-        change->kind = RecoveredChange::Kind::kSet;
-        return true;
-    }
-
-    template <class Queue>
-    bool queue_erase(Queue& changes, std::string_view key_bytes, bool borrow) {
-        RecoveredChange* change = claim(changes, key_bytes, borrow);
-        if (change == nullptr) return false;
-        change->kind = RecoveredChange::Kind::kErase;
-        return true;
-    }
-
-    // The next slot for the key, with the key decoded (or, for a string
-    // store with `borrow`, viewed) and its hash set, and nothing to do until
-    // its kind is set; nullptr if the key does not decode.
-    template <class Queue>
-    RecoveredChange* claim(Queue& changes, std::string_view key_bytes, bool borrow) {
-        if constexpr (std::is_same_v<K, std::string>) {
-            RecoveredChange& change = changes.next(map_.key_hash(key_bytes));
-            change.borrowed = kPackedStrings && borrow;
-            if (change.borrowed) {
-                change.borrowed_key = key_bytes;
-            } else {
-                change.key.assign(key_bytes.data(), key_bytes.size());
-            }
-            return &change;
-        } else {
-            (void)borrow;
-            K key{};
-            if (!decode_key(key_bytes, key)) return nullptr;
-            RecoveredChange& change = changes.next(map_.key_hash(key));
-            change.borrowed = false;
-            change.key = std::move(key);
-            return &change;
-        }
-    }
-
-    static bool decode_key(std::string_view bytes, K& key) {
-        if constexpr (std::is_same_v<K, std::string>) {
-            key.assign(bytes.data(), bytes.size());
-            return true;
-        } else {
-            return Codec<K>::decode(bytes, key);
-        }
-    }
-
-    template <class T>
-    static bool decode_into(std::string_view bytes, T& out) {
-        return Codec<T>::decode(bytes, out);
-    }
-
-    Status undecodable(const char* what, Lsn lsn) const {
-        return Status::corruption(files_.path() + " log record " + std::to_string(lsn), 0,
-                                  std::string("its ") + what + " does not decode as the store's type");
     }
 
     Status recover(StoreRecovery& found) {
         if (Status status = files_.create_and_lock(options_.log.dir_mode, lock_); !status) return status;
-        opened_at_ = now_us();
+        detail::Recovery<K, V, Map> recovery(fs_, files_.path(), map_, clock_.now(), expiries_seen_);
         if (Status status = files_.remove_unfinished_and_find_snapshot(found.snapshot); !status) return status;
         Lsn replay_from = 1;
         if (!found.snapshot.empty()) {
-            note_snapshot_size(found.snapshot);
-            if (Status status = load_snapshot(found.snapshot, replay_from, found.snapshot_entries); !status)
+            checkpointer_.note_snapshot_size(found.snapshot);
+            if (Status status = recovery.load_snapshot(found.snapshot, replay_from, found.snapshot_entries); !status)
                 return status;
         }
         // Nobody else sees the map until open returns: replaying the log
         // without locks spares a lock and an unlock per record.
-        return map_.without_locks([&](auto& into) { return replay(found, replay_from, into); });
-    }
-
-    // Loads snapshot `path` into the empty map on two threads, each taking
-    // the blocks of one half of the file. A checkpoint writes the shards in
-    // order, so the halves fill different shards and each thread takes a
-    // shard's lock once, except where they meet.
-    Status load_snapshot(const std::string& path, Lsn& replay_from, std::uint64_t& loaded) {
-        // Room for every entry first: loading into a table that keeps
-        // growing takes several times as long.
-        std::uint64_t entries = 0;
-        if (Status status = detail::snapshot::read_entry_count(fs_, path, entries); !status) return status;
-        map_.reserve(static_cast<std::size_t>(entries));
-        return detail::snapshot::read_in_parallel(
-            fs_, path, replay_from, loaded,
-            [&](const detail::snapshot::Entry* first, const detail::snapshot::Entry* last) {
-                typename Map::BulkInserter inserter(map_);
-                for (const detail::snapshot::Entry* entry = first; entry != last; ++entry) {
-                    if (last - entry > kPrefetchDistance) prefetch_key(inserter, entry[kPrefetchDistance].key);
-                    if (noted_expired(entry->expiry, opened_at_)) continue;
-                    if (!insert_entry(inserter, *entry)) return Status::corruption(path, 0, "an entry does not decode");
-                }
-                return Status::ok();
+        return map_.without_locks([&](auto& into) {
+            return recovery.replay_log(into, options_.log, [&](const LogOptions& log_options, auto& replay) {
+                return Durability::open(files_.path(), log_options, replay_from, replay, found.log, log_);
             });
-    }
-
-    template <class Inserter>
-    static void prefetch_key(const Inserter& inserter, std::string_view key_bytes) {
-        if constexpr (std::is_same_v<K, std::string>) {
-            inserter.prefetch(key_bytes);
-        } else {
-            K key{};
-            if (decode_key(key_bytes, key)) inserter.prefetch(key);
-        }
-    }
-
-    // Sets a snapshot's entry through `inserter`; false if its bytes do not
-    // decode, and then nothing is set.
-    template <class Inserter>
-    static bool insert_entry(Inserter& inserter, const detail::snapshot::Entry& entry) {
-        if constexpr (std::is_same_v<K, std::string>) {
-            return insert_value(inserter, entry.key, entry);
-        } else {
-            K key{};
-            return decode_key(entry.key, key) && insert_value(inserter, std::move(key), entry);
-        }
-    }
-
-    template <class Inserter, class Key>
-    static bool insert_value(Inserter& inserter, Key&& key, const detail::snapshot::Entry& entry) {
-        if constexpr (std::is_same_v<V, std::string>) {
-            inserter.insert_or_assign(std::forward<Key>(key), Values::make(entry.value, entry.expiry));
-        } else {
-            Stored stored{};
-            if (!Values::decode(entry.value, entry.expiry, stored)) return false;
-            inserter.insert_or_assign(std::forward<Key>(key), std::move(stored));
-        }
-        return true;
-    }
-
-    // Replays the log from `replay_from` on into `into`.
-    template <class Into>
-    Status replay(StoreRecovery& found, Lsn replay_from, Into& into) {
-        next_snapshot_lsn_ = replay_from + 1;
-        if constexpr (kLogs) {
-            // The log holds no entry count, so room is made from its size
-            // and the mean size of its first records: replaying into tables
-            // that keep growing takes about a third longer. Logs are kept
-            // short by checkpoints, which bounds what an overestimate (a log
-            // of many overwrites) costs in empty buckets.
-            const std::size_t loaded = map_.size();
-            std::uint64_t log_bytes = 0;
-            std::uint64_t sampled_bytes = 0;
-            std::uint64_t sampled_records = 0;
-            LogOptions log_options = options_.log;
-            log_options.on_replay_progress = [&](std::uint64_t done, std::uint64_t total) {
-                log_bytes = total;
-                if (options_.log.on_replay_progress) options_.log.on_replay_progress(done, total);
-            };
-            // Mapped segments that queued changes point into; declared
-            // before the queue, so that they outlive its applying thread.
-            std::vector<std::shared_ptr<const void>> borrowed_from;
-            RecoveryQueue<Into> changes = recovery_queue(into);
-            auto replay = [&](const LogRecord& record) {
-                if (sampled_records < kReserveSample) {
-                    sampled_bytes += detail::log::kRecordHeaderSize + record.payload.size();
-                    if (++sampled_records == kReserveSample) {
-                        changes.queue_everywhere(
-                            RecoveredChange::Kind::kReserve,
-                            loaded + static_cast<std::size_t>(log_bytes / (sampled_bytes / kReserveSample)));
-                    }
-                }
-                const bool borrow = kPackedStrings && record.payload_owner != nullptr;
-                if (borrow && (borrowed_from.empty() || borrowed_from.back() != *record.payload_owner))
-                    borrowed_from.push_back(*record.payload_owner);
-                Status queued;
-                Status decoded = for_each_operation(record, [&](const LogOperation& op) {
-                    if (queued) queued = queue(changes, op, record.lsn, borrow);
-                });
-                return decoded ? queued : decoded;
-            };
-            std::unique_ptr<Durability> log;
-            if (Status status = Durability::open(files_.path(), log_options, replay_from, replay, found.log, log);
-                !status)
-                return status;
-            changes.finish();
-            log_ = std::move(log);
-        }
-        return Status::ok();
+        });
     }
 
     FileSystem& fs_;
     const detail::StoreDirectory files_;
     const StoreOptions options_;
+    const detail::ExpiryClock clock_;
+    detail::ExpirySeen expiries_seen_;
     // Mutable so that a read that finds an expired key can remove it.
     mutable Map map_;
     std::unique_ptr<FileLock> lock_;
-    std::unique_ptr<Durability> log_;  // unused under None
+    std::unique_ptr<Durability> log_;
     StoreRecovery recovery_;
-    Expiry opened_at_ = 0;
+    Checkpointer checkpointer_;
     std::atomic<bool> sweeps_paused_{false};
-    std::mutex checkpoint_mutex_;
-    // How far a running checkpoint has copied the shards. Under None a batch
-    // or clear waits rather than land between two shards' copies, as the
-    // snapshot would then hold it half (the logging policies' records of it,
-    // durable before the snapshot, complete it at recovery instead).
-    detail::ShardCopyCursor copy_cursor_;
-    std::atomic<std::uint64_t> checkpoints_{0};
-    std::atomic<std::uint64_t> snapshot_bytes_{0};
-    std::uint64_t logged_at_begin_ = 0;  // the log's bytes when the running checkpoint began; checkpoint_mutex_
-    std::atomic<std::uint64_t> logged_at_checkpoint_{0};  // and when the last finished one began
     mutable std::atomic<std::uint64_t> expired_{0};
-    std::atomic<bool> has_expiring_{false};
-    std::thread background_;
-    mutable std::mutex background_mutex_;
-    std::condition_variable background_wakeup_;
-    bool closing_ = false;
-    std::string checkpoint_error_;
-    Lsn next_snapshot_lsn_ = 1;  // None: snapshots are numbered, there is no log
     // The calling thread's innermost DeferredCommits scope, for any store.
     static inline thread_local DeferredCommits* deferred_ = nullptr;
+    // Last, so that it stops before anything its task uses is destroyed.
+    detail::BackgroundWorker background_;
 };
 
 }  // namespace kvstore

@@ -9,14 +9,21 @@
 //   Any other V: a struct holding the value and its expiry.
 //
 // An expiry is an absolute time in microseconds since the Unix epoch, the
-// unit of the log and snapshot formats; 0 means none.
+// unit of the log and snapshot formats; 0 means none. The rest of the file
+// holds the rules and the clock that every expiry is read against.
 #pragma once
 
 #include <kvstore/codec.hpp>
 #include <kvstore/detail/log_format.hpp>
+#include <kvstore/status.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -85,6 +92,64 @@ struct ExpiringValue<std::string> {
     static std::string_view value(std::string_view stored) noexcept {
         return stored.substr(stored[0] == 0 ? 1 : 1 + kExpiryBytes);
     }
+};
+
+using TimePoint = std::chrono::system_clock::time_point;
+
+// The one expiry rule: a deadline at or before `now` has passed.
+constexpr bool deadline_passed(Expiry expiry, Expiry now) noexcept { return expiry != kNoExpiry && expiry <= now; }
+
+inline std::optional<TimePoint> time_point_of(Expiry expiry) {
+    if (expiry == kNoExpiry) return std::nullopt;
+    return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::microseconds(expiry)));
+}
+
+// Before the epoch counts as already past: the earliest expiry there is.
+inline Expiry expiry_of(TimePoint when) noexcept {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(when.time_since_epoch()).count();
+    return us > 0 ? static_cast<Expiry>(us) : 1;
+}
+
+// "Now" for expiries: the store's clock if it was given one, else the system clock.
+class ExpiryClock {
+public:
+    explicit ExpiryClock(std::function<TimePoint()> clock) : clock_(std::move(clock)) {}
+
+    Expiry now() const { return expiry_of(clock_ ? clock_() : std::chrono::system_clock::now()); }
+
+    // The expiry `ttl` from now, or why there is none.
+    Status expiry_after(std::chrono::milliseconds ttl, Expiry& expiry) const {
+        const Expiry at = now();
+        const auto ms = ttl.count();
+        if (ms <= 0)
+            return Status::invalid_argument("a time-to-live must be positive; got " + std::to_string(ms) + " ms");
+        if (static_cast<std::uint64_t>(ms) > (std::numeric_limits<Expiry>::max() - at) / 1000)
+            return Status::invalid_argument("a time-to-live of " + std::to_string(ms) +
+                                            " ms ends past the last representable time");
+        expiry = at + static_cast<Expiry>(ms) * 1000;
+        return Status::ok();
+    }
+
+private:
+    std::function<TimePoint()> clock_;
+};
+
+// Whether any key has had an expiry since the store opened: until then the
+// sweeper has nothing to look for.
+class ExpirySeen {
+public:
+    void note(Expiry expiry) noexcept {
+        if (expiry != kNoExpiry && !seen_.load(std::memory_order_relaxed)) seen_.store(true, std::memory_order_relaxed);
+    }
+    bool any() const noexcept { return seen_.load(std::memory_order_relaxed); }
+    // For an entry read while loading: notes its expiry, and returns whether it had passed at `now`.
+    bool note_passed(Expiry expiry, Expiry now) noexcept {
+        note(expiry);
+        return deadline_passed(expiry, now);
+    }
+
+private:
+    std::atomic<bool> seen_{false};
 };
 
 }  // namespace kvstore::detail
