@@ -15,8 +15,8 @@
 //   kvstore-wal-bench --peers raw,sync,group --markdown wal.md
 #include "bench_common.hpp"
 
-#include <kvstore/detail/log_replay.hpp>
 #include <kvstore/durability.hpp>
+#include <kvstore/log_files.hpp>
 
 #if KVSTORE_WAL_BENCH_HAVE_ROCKSDB
 #include <rocksdb/db.h>
@@ -250,10 +250,10 @@ std::pair<double, double> run_replay(const Config& config) {
         kvstore::RecoveryReport report;
         kvstore::FileSystem& fs = kvstore::default_file_system();
         const kvstore::RecoveryMode mode = kvstore::RecoveryMode::kTolerateTornTail;
-        check(kvstore::detail::log::replay_log(fs, dir, 0, mode, false, apply, report), "warm-up replay");
+        check(kvstore::read_log_files(fs, dir, 0, mode, apply, report), "warm-up replay");
         operations = 0;
         const auto started = std::chrono::steady_clock::now();
-        check(kvstore::detail::log::replay_log(fs, dir, 0, mode, false, apply, report), "replay");
+        check(kvstore::read_log_files(fs, dir, 0, mode, apply, report), "replay");
         const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
         if (operations != config.replay_records) die("replay lost records");
         return std::to_string(static_cast<double>(operations) / elapsed) + " " +

@@ -1,14 +1,14 @@
 // kvstore-inspect: checks a store's directory without opening the store.
 //
 // Every checksum of every log record and snapshot block is verified through
-// the library's own readers (detail/log_reader.hpp, detail/snapshot_file.hpp),
+// the library's own readers (kvstore/log_files.hpp, kvstore/snapshot_files.hpp),
 // and each damaged place is reported with its file, offset, record LSN and
 // reason, together with what Store::open in its default recovery mode
 // (kTolerateTornTail) would do about it. Nothing is written and the LOCK is
 // not taken, so the tool runs beside a Store that has the directory open.
 #pragma once
 
-#include <kvstore/detail/log_replay.hpp>
+#include <kvstore/log_files.hpp>
 #include <kvstore/file_system.hpp>
 #include <kvstore/log_options.hpp>
 
@@ -104,7 +104,7 @@ void check_snapshots(kvstore::FileSystem& fs, const Options& options, const std:
 /// check_snapshots found; `store_open` says a Store holds the LOCK, so that
 /// damage is read again before it is reported (see kRereads).
 void check_segments(kvstore::FileSystem& fs, const Options& options,
-                    const std::vector<kvstore::detail::log::Segment>& segments, Lsn replay_from, bool store_open,
+                    const std::vector<kvstore::LogSegment>& segments, Lsn replay_from, bool store_open,
                     Tally& tally);
 
 }  // namespace inspect

@@ -8,7 +8,7 @@
 // Exit status: 0 intact, 1 damage found, 2 usage error or unreadable directory.
 #include "inspect.hpp"
 
-#include <kvstore/detail/snapshot_file.hpp>
+#include <kvstore/snapshot_files.hpp>
 
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -23,8 +23,6 @@
 
 namespace {
 
-namespace wal = kvstore::detail::log;
-namespace snapshot = kvstore::detail::snapshot;
 using inspect::Effect;
 using inspect::Lsn;
 
@@ -107,7 +105,7 @@ std::string describe_other(const std::string& dir, const std::string& name) {
     if (ends_with(name, ".tmp")) {
         Lsn lsn = 0;
         if (name == "import.tmp") return "a snapshot stream import_snapshot was receiving: Store::open deletes it";
-        if (snapshot::parse_file_name(name.substr(0, name.size() - 4), lsn))
+        if (kvstore::parse_snapshot_name(name.substr(0, name.size() - 4), lsn))
             return "the snapshot of a checkpoint that did not finish (or is being written now): Store::open deletes it";
         return "a temporary file: Store::open deletes every *.tmp file";
     }
@@ -212,14 +210,14 @@ int main(int argc, char** argv) {
     }
     // Zero-padded LSNs: sorting the names sorts segments and snapshots by LSN.
     std::sort(names.begin(), names.end());
-    std::vector<wal::Segment> segments;
+    std::vector<kvstore::LogSegment> segments;
     std::vector<std::string> snapshots;
     std::vector<std::string> others;
     for (const std::string& name : names) {
         Lsn lsn = 0;
-        if (wal::parse_segment_name(name, lsn)) {
+        if (kvstore::parse_log_segment_name(name, lsn)) {
             segments.push_back({lsn, name});
-        } else if (snapshot::parse_file_name(name, lsn)) {
+        } else if (kvstore::parse_snapshot_name(name, lsn)) {
             snapshots.push_back(name);
         } else if (name != "LOCK") {
             others.push_back(name);

@@ -3,7 +3,6 @@
 // log::replay_log treats it when Store::open replays the log.
 #include "inspect.hpp"
 
-#include <kvstore/detail/log_record.hpp>
 
 #include <cerrno>
 #include <chrono>
@@ -14,50 +13,48 @@
 namespace inspect {
 namespace {
 
-namespace wal = kvstore::detail::log;
+using kvstore::LogOperation;
+using kvstore::LogRecordType;
 using kvstore::Status;
 
-const char* type_name(wal::RecordType type) {
+const char* type_name(LogRecordType type) {
     switch (type) {
-    case wal::RecordType::kPut:
+    case LogRecordType::kPut:
         return "put";
-    case wal::RecordType::kPutExpiring:
+    case LogRecordType::kPutExpiring:
         return "put";
-    case wal::RecordType::kErase:
+    case LogRecordType::kErase:
         return "erase";
-    case wal::RecordType::kClear:
+    case LogRecordType::kClear:
         return "clear";
-    case wal::RecordType::kBatch:
+    case LogRecordType::kBatch:
         return "batch";
     }
     return "?";
 }
 
-void print_operation(const wal::Operation& op, const char* indent) {
+void print_operation(const LogOperation& op, const char* indent) {
     std::printf("%s%s", indent, type_name(op.type));
-    if (op.type != wal::RecordType::kClear) std::printf(" %s", quoted(op.key).c_str());
-    if (op.type == wal::RecordType::kPut || op.type == wal::RecordType::kPutExpiring)
+    if (op.type != LogRecordType::kClear) std::printf(" %s", quoted(op.key).c_str());
+    if (op.type == LogRecordType::kPut || op.type == LogRecordType::kPutExpiring)
         std::printf(" = %s", quoted(op.value).c_str());
-    if (op.type == wal::RecordType::kPutExpiring) std::printf(" expires %s", format_micros(op.expiry).c_str());
+    if (op.type == LogRecordType::kPutExpiring) std::printf(" expires %s", format_micros(op.expiry).c_str());
     std::printf("\n");
 }
 
 // Decodes a record's payload, printing its operations when `print`; returns
 // why it does not decode, or nullptr. The same checks as
 // kvstore::for_each_operation, which a Store's replay runs.
-const char* decode_record(const wal::RecordView& record, bool print) {
-    if (record.type != wal::RecordType::kBatch) {
-        wal::Operation op;
-        const char* why = wal::decode_payload(record.type, record.payload, op);
-        if (why == nullptr && print) print_operation(op, " ");
-        return why;
-    }
+const char* decode_record(const kvstore::LogRecord& record, bool print) {
+    if (record.type != LogRecordType::kBatch)
+        return kvstore::decode_log_payload(record, [&](const LogOperation& op) {
+            if (print) print_operation(op, " ");
+        });
     std::size_t count = 0;
-    const char* why = wal::decode_batch_payload(record.payload, [&](const wal::Operation&) { ++count; });
+    const char* why = kvstore::decode_log_payload(record, [&](const LogOperation&) { ++count; });
     if (why == nullptr && print) {
         std::printf(" batch of %zu\n", count);
-        (void)wal::decode_batch_payload(record.payload,
-                                        [](const wal::Operation& op) { print_operation(op, "        "); });
+        (void)kvstore::decode_log_payload(record, [](const LogOperation& op) { print_operation(op, "        "); });
     }
     return why;
 }
@@ -87,11 +84,11 @@ std::uint64_t zero_run(kvstore::ReadableFile& file, std::uint64_t offset, std::u
 
 // The LSN of the whole record that find_next_record found at `offset`.
 Lsn lsn_at(kvstore::ReadableFile& file, std::uint64_t offset) {
-    char header[wal::kRecordHeaderSize];
+    char header[kvstore::kLogRecordHeaderSize];
     std::size_t got = 0;
-    wal::RecordHeader parsed{};
+    kvstore::LogRecordHeader parsed{};
     if (!file.read(offset, sizeof header, header, got) || got != sizeof header ||
-        wal::parse_record_header(header, parsed) != nullptr)
+        kvstore::parse_log_record_header(header, parsed) != nullptr)
         return 0;
     return parsed.lsn;
 }
@@ -148,7 +145,7 @@ void read_segment(kvstore::FileSystem& fs, SegmentCheck& check, const Options* d
         }
         return;
     }
-    wal::LogReader reader(*file, check.path, check.size);
+    kvstore::LogSegmentReader reader(*file, check.path, check.size);
     Lsn last = check.name_lsn - 1;
     bool after_damage = false;
     std::uint64_t printed = 0;
@@ -165,7 +162,7 @@ void read_segment(kvstore::FileSystem& fs, SegmentCheck& check, const Options* d
         finding.reason = reader.damage();
         if (reader.damaged_lsn() != 0) {
             finding.record = "record LSN " + std::to_string(reader.damaged_lsn());
-        } else if (finding.offset >= wal::kFileHeaderSize) {
+        } else if (finding.offset >= kvstore::kLogFileHeaderSize) {
             finding.record = "expected LSN " + std::to_string(last + 1);
         }
         if (const std::uint64_t zeros = zero_run(*file, finding.offset, check.size); zeros > 0) {
@@ -181,7 +178,7 @@ void read_segment(kvstore::FileSystem& fs, SegmentCheck& check, const Options* d
                                   "), so this is not a torn tail: Store::open fails";
         } else if (!check.newest) {
             finding.consequence = "in a segment that is not the newest, so this is not a torn tail: Store::open fails";
-        } else if (finding.offset < wal::kFileHeaderSize) {
+        } else if (finding.offset < kvstore::kLogFileHeaderSize) {
             finding.effect = Effect::kOpenSetsAside;
             finding.consequence =
                 "the newest segment has no whole file header (a crash right after creating it): "
@@ -204,9 +201,9 @@ void read_segment(kvstore::FileSystem& fs, SegmentCheck& check, const Options* d
         return followed;
     };
 
-    wal::FileHeader header;
-    wal::LogReader::Next next = reader.read_file_header(header);
-    if (next == wal::LogReader::Next::kEnd) {
+    kvstore::LogFileHeader header;
+    kvstore::LogSegmentReader::Next next = reader.read_file_header(header);
+    if (next == kvstore::LogSegmentReader::Next::kEnd) {
         check.empty = true;
         check.last = last;
         if (!check.newest) {
@@ -215,7 +212,7 @@ void read_segment(kvstore::FileSystem& fs, SegmentCheck& check, const Options* d
         }
         return;
     }
-    if (next == wal::LogReader::Next::kDamaged) {
+    if (next == kvstore::LogSegmentReader::Next::kDamaged) {
         if (!on_damage()) return;
     } else if (header.first_lsn != check.name_lsn) {
         add(check,
@@ -225,12 +222,12 @@ void read_segment(kvstore::FileSystem& fs, SegmentCheck& check, const Options* d
                     Effect::kOpenFails, "Store::open fails"},
             "");
     } else {
-        check.follows_set_aside = (header.flags & wal::kFollowsSetAside) != 0;
+        check.follows_set_aside = (header.flags & kvstore::kLogFollowsSetAside) != 0;
     }
 
-    wal::RecordView record{};
-    while ((next = reader.next(record)) != wal::LogReader::Next::kEnd) {
-        if (next == wal::LogReader::Next::kDamaged) {
+    kvstore::LogRecord record{};
+    while ((next = reader.next(record)) != kvstore::LogSegmentReader::Next::kEnd) {
+        if (next == kvstore::LogSegmentReader::Next::kDamaged) {
             if (on_damage()) continue;
             check.last = last;
             return;
@@ -313,7 +310,7 @@ void print_summary(const SegmentCheck& check) {
 
 }  // namespace
 
-void check_segments(kvstore::FileSystem& fs, const Options& options, const std::vector<wal::Segment>& segments,
+void check_segments(kvstore::FileSystem& fs, const Options& options, const std::vector<kvstore::LogSegment>& segments,
                     Lsn replay_from, bool store_open, Tally& tally) {
     if (segments.empty()) return;
     std::printf("log segments (oldest first):\n");
@@ -325,7 +322,7 @@ void check_segments(kvstore::FileSystem& fs, const Options& options, const std::
     Lsn last = 0;
     for (std::size_t i = 0; i < segments.size(); ++i) {
         SegmentCheck start;
-        start.path = wal::join_path(options.dir, segments[i].name);
+        start.path = options.dir + "/" + segments[i].name;
         start.name_lsn = segments[i].first_lsn;
         start.newest = i + 1 == segments.size();
         start.read_by_open = i >= first_read;

@@ -1,9 +1,9 @@
 // The snapshot half of kvstore-inspect: each snapshot read whole through the
-// library's snapshot::read, which checks every block and the trailer and
+// library's kvstore::read_snapshot, which checks every block and the trailer and
 // names the offset and reason of the first damage.
 #include "inspect.hpp"
 
-#include <kvstore/detail/snapshot_file.hpp>
+#include <kvstore/snapshot_files.hpp>
 
 #include <cerrno>
 #include <cstdio>
@@ -12,14 +12,13 @@
 namespace inspect {
 namespace {
 
-namespace snapshot = kvstore::detail::snapshot;
 using kvstore::Status;
 
 // What could stand in for the newest snapshot if it is damaged: the older
 // snapshot, or none, and the log from where that one leaves off.
 std::string remedy(const std::string& dir, const std::vector<std::string>& names, Lsn oldest_segment) {
     Lsn previous = 0;
-    if (names.size() >= 2) (void)snapshot::parse_file_name(names[names.size() - 2], previous);
+    if (names.size() >= 2) (void)kvstore::parse_snapshot_name(names[names.size() - 2], previous);
     const Lsn needed = previous > 0 ? previous : 1;
     const std::string base = previous > 0 ? "the older snapshot " + names[names.size() - 2] : "an empty store";
     if (oldest_segment == 0 || oldest_segment > needed) {
@@ -42,7 +41,7 @@ void check_snapshots(kvstore::FileSystem& fs, const Options& options, const std:
         const bool newest = i + 1 == names.size();
         const std::string path = options.dir + "/" + names[i];
         Lsn name_lsn = 0;
-        (void)snapshot::parse_file_name(names[i], name_lsn);
+        (void)kvstore::parse_snapshot_name(names[i], name_lsn);
         if (newest) replay_from = name_lsn;
         std::uint64_t size = 0;
         (void)fs.file_size(path, size);
@@ -51,7 +50,7 @@ void check_snapshots(kvstore::FileSystem& fs, const Options& options, const std:
         Lsn header_lsn = 0;
         std::uint64_t entries = 0;
         std::uint64_t visited = 0;
-        Status status = snapshot::read(fs, path, header_lsn, entries, [&](const snapshot::Entry& entry) {
+        Status status = kvstore::read_snapshot(fs, path, header_lsn, entries, [&](const kvstore::SnapshotEntry& entry) {
             if (options.dump && visited < options.limit) {
                 std::printf("    %s = %s", quoted(entry.key).c_str(), quoted(entry.value).c_str());
                 if (entry.expiry != 0) std::printf(" expires %s", format_micros(entry.expiry).c_str());
@@ -66,7 +65,7 @@ void check_snapshots(kvstore::FileSystem& fs, const Options& options, const std:
         for (int reread = 0; store_open && status.code() == kvstore::StatusCode::kCorruption && reread < kRereads;
              ++reread) {
             std::this_thread::sleep_for(kRereadPause);
-            const Status again = snapshot::read(fs, path, header_lsn, entries, [](const snapshot::Entry&) {});
+            const Status again = kvstore::read_snapshot(fs, path, header_lsn, entries, [](const kvstore::SnapshotEntry&) {});
             if (again.code() != kvstore::StatusCode::kCorruption) {
                 std::printf(
                     "    (what was first read as damage was the file changing: a Store has the directory "
