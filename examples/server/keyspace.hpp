@@ -96,30 +96,27 @@ public:
     // put_if_absent, and the whole is retried if another writer created or
     // removed the key in between.
     std::string modify(std::string_view key, Change change) override {
-        struct Refused {
-            std::string error;
-        };
-        try {
-            while (true) {
-                bool found = false;
-                Status status = store_.update(
-                    key,
-                    [&](std::string& value) {
-                        std::string result;
-                        if (std::string error = change(&value, result); !error.empty()) throw Refused{std::move(error)};
-                        value = std::move(result);
-                    },
-                    found);
-                if (!status) return "ERR " + status.to_string();
-                if (found) return {};
-                std::string created;
-                if (std::string error = change(nullptr, created); !error.empty()) return error;
-                bool inserted = false;
-                if (Status put = store_.put_if_absent(key, created, inserted); !put) return "ERR " + put.to_string();
-                if (inserted) return {};
-            }
-        } catch (const Refused& refused) {
-            return refused.error;
+        while (true) {
+            bool found = false;
+            std::string refused;
+            Status status = store_.update(
+                key,
+                [&](std::string& value) {
+                    std::string result;
+                    refused = change(&value, result);
+                    if (!refused.empty()) return false;
+                    value = std::move(result);
+                    return true;
+                },
+                found);
+            if (!status) return "ERR " + status.to_string();
+            if (!refused.empty()) return refused;
+            if (found) return {};
+            std::string created;
+            if (std::string error = change(nullptr, created); !error.empty()) return error;
+            bool inserted = false;
+            if (Status put = store_.put_if_absent(key, created, inserted); !put) return "ERR " + put.to_string();
+            if (inserted) return {};
         }
     }
     TimePoint now() override { return std::chrono::system_clock::now(); }

@@ -86,6 +86,11 @@ inline std::size_t default_shard_count() noexcept {
 
 namespace detail {
 
+template <class T>
+inline constexpr bool is_optional_v = false;
+template <class T>
+inline constexpr bool is_optional_v<std::optional<T>> = true;
+
 template <class T, class = void>
 struct is_transparent : std::false_type {};
 template <class T>
@@ -218,19 +223,40 @@ public:
     }
 
     /// If the key is present calls f(V&) on its value, else inserts
-    /// key -> make(). Returns true iff inserted.
+    /// key -> make(). make() may instead return a std::optional, and decline
+    /// with std::nullopt: nothing is inserted then. Returns true iff inserted.
     template <class Q, class F, class Make>
     bool upsert(Q&& key, F&& f, Make&& make) {
-        return insert_or_else(
-            key,
-            [&](Shard& shard, void* where) {
+        if constexpr (detail::is_optional_v<std::decay_t<decltype(make())>>) {
+            const auto& lookup = lookup_key(key);
+            const std::uint64_t hash = hash_of(lookup);
+            Shard& shard = shard_for(hash);
+            std::unique_lock lock = write_lock(shard, hash);
+            // Looked up first, so that a maker that declines is asked before
+            // a slot is taken for the entry.
+            if (Slot* slot = shard.table.find(hash, lookup, equal_fn())) {
                 detail::CallbackScope scope(&shard);
-                Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<Make>(make)());
-            },
-            [&](Shard& shard, Slot& slot) {
+                Layout::modify(shard.table.memory(), *slot, std::forward<F>(f));
+                return false;
+            }
+            auto made = [&] {
                 detail::CallbackScope scope(&shard);
-                Layout::modify(shard.table.memory(), slot, std::forward<F>(f));
-            });
+                return std::forward<Make>(make)();
+            }();
+            if (!made) return false;
+            return insert_or_assign_locked(shard, hash, lookup, std::forward<Q>(key), std::move(*made));
+        } else {
+            return insert_or_else(
+                key,
+                [&](Shard& shard, void* where) {
+                    detail::CallbackScope scope(&shard);
+                    Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<Make>(make)());
+                },
+                [&](Shard& shard, Slot& slot) {
+                    detail::CallbackScope scope(&shard);
+                    Layout::modify(shard.table.memory(), slot, std::forward<F>(f));
+                });
+        }
     }
 
     class LockedKeys;

@@ -161,7 +161,8 @@ public:
     /// Calls f(V&) on a copy of the key's value under the shard's exclusive
     /// lock and stores the result, keeping the key's expiry; the log holds
     /// the resulting value, never f. `found` says whether the key was there.
-    /// If f throws, nothing changes and the exception propagates.
+    /// f may return bool: false declines, and nothing changes. If f throws,
+    /// nothing changes and the exception propagates.
     template <class Q, class F>
     Status update(const Q& key, F&& f, bool& found) {
         found = false;
@@ -169,7 +170,11 @@ public:
         Status status = change_live(key, [&](const auto& value, Expiry expiry, auto&& store_value) {
             found = true;
             V changed(value);
-            f(changed);
+            if constexpr (std::is_same_v<decltype(f(changed)), bool>) {
+                if (!f(changed)) return;
+            } else {
+                f(changed);
+            }
             checked = check_sizes(key, &changed);
             if (checked) store_value(changed, expiry);
         });
@@ -588,8 +593,6 @@ public:
     }
 
 private:
-    struct Refused {};
-
     Store(FileSystem& fs, std::string dir, const StoreOptions& options)
         : fs_(fs),
           files_(fs, std::move(dir)),
@@ -849,15 +852,12 @@ private:
     template <class Q, class M, class OnPresent>
     bool upsert_logged(const Q& key, const M& value, Expiry expiry, OnPresent&& on_present, Lsn& lsn, Status& logged) {
         expiries_seen_.note(expiry);
-        try {
-            return map_.upsert(key, std::forward<OnPresent>(on_present), [&]() {
-                logged = log_put(key, value, expiry, lsn);
-                if (!logged) throw Refused{};
-                return Values::make(value, expiry);
-            });
-        } catch (const Refused&) {
-            return false;
-        }
+        return map_.upsert(key, std::forward<OnPresent>(on_present),
+                           [&]() -> std::optional<decltype(Values::make(value, expiry))> {
+                               logged = log_put(key, value, expiry, lsn);
+                               if (!logged) return std::nullopt;
+                               return Values::make(value, expiry);
+                           });
     }
 
     // Waits for what the policy promises about record `lsn`, unless the

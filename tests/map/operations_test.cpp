@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -188,6 +189,24 @@ TEST_CASE("UpsertInsertsThenUpdates", "[map]") {
     CHECK_FALSE(map.upsert("k", append, [] { return std::string("never"); }));
     CHECK_FALSE(map.upsert(std::string_view("k"), append, [] { return std::string("never"); }));
     CHECK(map.get("k") == "first++");
+}
+
+TEST_CASE("UpsertWhoseMakerDeclinesInsertsNothing", "[map]") {
+    StringMap map;
+    int made = 0;
+    const auto decline = [&]() -> std::optional<std::string> {
+        ++made;
+        return std::nullopt;
+    };
+    const auto append = [](std::string& v) { v += "+"; };
+    CHECK_FALSE(map.upsert("k", append, decline));
+    CHECK(made == 1);
+    CHECK_FALSE(map.contains("k"));
+    CHECK(map.size() == 0);
+    CHECK(map.upsert("k", append, [&]() -> std::optional<std::string> { return std::string("made"); }));
+    CHECK_FALSE(map.upsert("k", append, decline));
+    CHECK(made == 1);  // present: only the update runs
+    CHECK(map.get("k") == "made+");
 }
 
 TEST_CASE("EraseIfErasesOnlyWhenThePredicateHolds", "[map]") {

@@ -278,6 +278,50 @@ TEST_CASE("A failed sync under deferred commits is reported by commit", "[store]
     CHECK(committed.to_string().find("fdatasync") != std::string::npos);
 }
 
+TEST_CASE("An update whose callback declines changes and logs nothing", "[store]") {
+    StoreFixture<SyncWAL> fixture;
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    REQUIRE(store.put("k", "kept"));
+    const Lsn before = store.log_stats().last_lsn;
+    bool found = false;
+    REQUIRE(store.update(
+        "k",
+        [](std::string& value) {
+            value = "changed, then declined";
+            return false;
+        },
+        found));
+    CHECK(found);
+    CHECK(store.log_stats().last_lsn == before);
+    REQUIRE(store.update(
+        "k",
+        [](std::string& value) {
+            value += " and changed";
+            return true;
+        },
+        found));
+    CHECK(store.log_stats().last_lsn == before + 1);
+    REQUIRE(fixture.reopen());
+    CHECK(fixture.contents() == std::map<std::string, std::string>{{"k", "kept and changed"}});
+}
+
+TEST_CASE("put_if_absent whose log append fails inserts nothing", "[store]") {
+    StoreFixture<SyncWAL> fixture;
+    REQUIRE(fixture.open());
+    auto& store = *fixture.store;
+    // A failed sync fails the log: every later append is refused.
+    fixture.fs.inject("fdatasync", EIO);
+    CHECK_FALSE(store.put("before", "1"));
+    const std::size_t held = store.size();
+    bool inserted = true;
+    const Status failed = store.put_if_absent("absent", "2", inserted);
+    CHECK(failed.code() == StatusCode::kFailed);
+    CHECK_FALSE(inserted);
+    CHECK_FALSE(store.contains("absent"));
+    CHECK(store.size() == held);
+}
+
 TEST_CASE("An update whose result exceeds the value limit is refused and changes nothing", "[store]") {
     StoreFixture<GroupCommitWAL> fixture;
     fixture.options.max_value_size = 8;
