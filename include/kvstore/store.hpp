@@ -217,102 +217,8 @@ public:
         return write_entries(batch.keys(), batch.values(), expiries);
     }
 
-    /// What Store::transact's callback reads and writes through: the live
-    /// values of the keys the transaction locked, with the writes it has
-    /// staged already applied, and the writes it stages.
-    class Transaction {
-    public:
-        /// Copies the key's value into `out` (and its expiry into `expiry`,
-        /// if given: nothing if it never expires); false if it is absent or
-        /// expired.
-        template <class Q>
-        bool find(const Q& key, V& out, std::optional<TimePoint>* expiry = nullptr) {
-            if (const std::size_t i = staged_index(key); i != kNotStaged) {
-                if (!values_[i] || detail::deadline_passed(expiries_[i], now_)) return false;
-                out = *values_[i];
-                if (expiry != nullptr) *expiry = detail::time_point_of(expiries_[i]);
-                return true;
-            }
-            bool live = false;
-            locked_->visit(key, [&](const auto& stored) {
-                if (expired_at(stored, now_)) return;
-                live = true;
-                const auto& value = Values::value(stored);
-                if constexpr (std::is_same_v<V, std::string>) {
-                    out.assign(value.data(), value.size());
-                } else {
-                    out = value;
-                }
-                if (expiry != nullptr) *expiry = detail::time_point_of(Values::expiry(stored));
-            });
-            return live;
-        }
-
-        /// True iff the key is present and not expired.
-        template <class Q>
-        bool contains(const Q& key) {
-            V ignored{};
-            return find(key, ignored);
-        }
-
-        /// Stages a put of `key`, expiring at `expiry` (never if nothing);
-        /// an expiry already past makes it a removal. Fails, staging
-        /// nothing, if the key or value is over the store's size limits.
-        template <class Q, class M>
-        Status put(const Q& key, const M& value, std::optional<TimePoint> expiry = std::nullopt) {
-            if (Status status = store_.check_sizes(key, &value); !status) return status;
-            const Expiry at = expiry ? detail::expiry_of(*expiry) : kNoExpiry;
-            if (detail::deadline_passed(at, now_)) {
-                erase(key);
-                return Status::ok();
-            }
-            stage(key, V(value), at);
-            return Status::ok();
-        }
-
-        /// Stages a removal of `key`; returns whether it was live.
-        template <class Q>
-        bool erase(const Q& key) {
-            const bool live = contains(key);
-            if (live) stage(key, std::nullopt, kNoExpiry);
-            return live;
-        }
-
-        /// The time the transaction reads expiries against, fixed when it began.
-        TimePoint now() const { return *detail::time_point_of(now_); }
-
-    private:
-        friend class Store;
-        static constexpr std::size_t kNotStaged = std::numeric_limits<std::size_t>::max();
-        explicit Transaction(const Store& store) : store_(store), now_(store.clock_.now()) {}
-
-        template <class Q>
-        std::size_t staged_index(const Q& key) const {
-            for (std::size_t i = keys_.size(); i-- > 0;) {
-                if (KeyEqual{}(keys_[i], key)) return i;
-            }
-            return kNotStaged;
-        }
-
-        template <class Q>
-        void stage(const Q& key, std::optional<V> value, Expiry expiry) {
-            if (const std::size_t i = staged_index(key); i != kNotStaged) {
-                values_[i] = std::move(value);
-                expiries_[i] = expiry;
-                return;
-            }
-            keys_.emplace_back(detail::as_stored<K>(key));
-            values_.push_back(std::move(value));
-            expiries_.push_back(expiry);
-        }
-
-        const Store& store_;
-        Expiry now_;
-        typename Map::LockedKeys* locked_ = nullptr;
-        std::vector<K> keys_;
-        std::vector<std::optional<V>> values_;
-        std::vector<Expiry> expiries_;
-    };
+    // What transact's callback reads and writes through (kvstore/store_transaction.hpp).
+    class Transaction;
 
     /// Reads and writes the keys in `keys` as one. Their shards are locked
     /// exclusively while f(Transaction&) runs; f reads those keys through
@@ -333,33 +239,8 @@ public:
             transaction.keys_, transaction.values_, transaction.expiries_);
     }
 
-    /// While one of these lives, the writes its thread makes to one store
-    /// return once they are applied and logged, without waiting for what the
-    /// policy promises; lsn() is the newest record they logged. Whoever
-    /// acknowledges those writes calls Store::commit(lsn()) first. A server
-    /// that answers many clients from a few threads defers this way so that
-    /// one sync covers the writes of every client instead of each thread
-    /// waiting for its own. Scopes nest; the inner one collects the LSNs
-    /// until it ends.
-    class DeferredCommits {
-    public:
-        /// Starts deferring the calling thread's commits of writes to `store`.
-        explicit DeferredCommits(const Store& store) noexcept : store_(&store), outer_(deferred_) { deferred_ = this; }
-        /// Stops deferring; the writes made meanwhile still wait for commit(lsn()).
-        ~DeferredCommits() { deferred_ = outer_; }
-        DeferredCommits(const DeferredCommits&) = delete;
-        DeferredCommits& operator=(const DeferredCommits&) = delete;
-
-        /// The newest record logged by this thread's writes since the scope
-        /// began (0 if none was logged).
-        Lsn lsn() const noexcept { return lsn_; }
-
-    private:
-        friend class Store;
-        const Store* store_;
-        DeferredCommits* outer_;
-        Lsn lsn_ = 0;
-    };
+    // A scope whose writes return before they are committed (kvstore/deferred_commits.hpp).
+    class DeferredCommits;
 
     /// Returns once record `lsn` and every record before it hold what the
     /// policy promises (durable under SyncWAL and GroupCommitWAL, at once in
@@ -464,7 +345,7 @@ public:
         return checkpointer_.checkpoint(*log_, replay_from);
     }
 
-    // ---- Replication ----
+    // ---- Replication (defined in kvstore/replication.hpp) ----
 
     /// Calls f(const LogRecord&) -> Status for every durable record with an
     /// LSN at or above `from`, in LSN order, read from the log segments on
@@ -474,48 +355,13 @@ public:
     /// with kInvalidArgument under None, which keeps no log. Checkpoints
     /// wait while it reads.
     template <class F>
-    Status read_log(Lsn from, F&& f) {
-        if constexpr (!Durability::kKeepsRecords) {
-            (void)from;
-            (void)f;
-            return Status::invalid_argument("read_log: the store at " + files_.path() +
-                                            " keeps no log (durability None)");
-        } else {
-            std::lock_guard<std::mutex> no_compaction(checkpointer_.mutex());
-            const Lsn durable = log_->stats().durable_lsn;
-            std::vector<detail::log::Segment> segments;
-            if (Status status = detail::log::list_segments(fs_, files_.path(), segments); !status) return status;
-            const Lsn oldest = segments.empty() ? durable + 1 : segments.front().first_lsn;
-            if (from < oldest)
-                return Status::compacted("read_log: records from LSN " + std::to_string(from) + " on in " +
-                                         files_.path() +
-                                         " were replaced by a snapshot; the oldest still on disk is LSN " +
-                                         std::to_string(oldest) + " (start from export_snapshot instead)");
-            if (from > durable) return Status::ok();
-            // Records past the durable LSN may be half written: the reading
-            // stops at the first of them, through a Status that only says so.
-            bool reached_end = false;
-            RecoveryReport report;
-            Status status = detail::log::replay_log(
-                fs_, files_.path(), from, RecoveryMode::kTolerateTornTail, false,
-                [&](const LogRecord& record) -> Status {
-                    if (record.lsn <= durable) return f(record);
-                    reached_end = true;
-                    return Status::invalid_argument("end of the durable records");
-                },
-                report);
-            return reached_end ? Status::ok() : status;
-        }
-    }
+    Status read_log(Lsn from, F&& f);
 
     /// Checkpoints, then calls sink(std::string_view) -> Status with the
     /// snapshot file's bytes, in order; a non-ok Status from sink stops it.
     /// `continue_from` gets the LSN of the first record the snapshot does
     /// not hold: a follower that imports it goes on with read_log from there.
-    Status export_snapshot(const std::function<Status(std::string_view)>& sink, Lsn& continue_from) {
-        std::lock_guard<std::mutex> one_at_a_time(checkpointer_.mutex());
-        return checkpointer_.export_snapshot(*log_, sink, continue_from);
-    }
+    Status export_snapshot(const std::function<Status(std::string_view)>& sink, Lsn& continue_from);
 
     /// Replaces the whole state with a snapshot that export_snapshot
     /// streamed: source(std::string& chunk) -> Status fills `chunk` with the
@@ -527,41 +373,12 @@ public:
     /// Entries already expired are left out. Meant for a follower that
     /// starts over: other threads must not write meanwhile, and readers see
     /// the store emptied and refilled.
-    Status import_snapshot(const std::function<Status(std::string&)>& source) {
-        std::lock_guard<std::mutex> one_at_a_time(checkpointer_.mutex());
-        return checkpointer_.import_snapshot(*log_, source);
-    }
+    Status import_snapshot(const std::function<Status(std::string&)>& source);
 
     /// Applies a record that another store's read_log produced, as one
     /// batch, keeping the absolute expiries it carries. The record is logged
     /// under this store's own LSNs.
-    Status apply_replicated(const LogRecord& record) {
-        if (record.type == LogRecordType::kClear) return clear();
-        std::vector<K> keys;
-        std::vector<std::optional<V>> values;
-        std::vector<Expiry> expiries;
-        const Expiry now = clock_.now();
-        bool decoded = true;
-        bool holds_clear = false;
-        Status parsed = for_each_operation(record, [&](const LogOperation& op) {
-            if (op.type == LogRecordType::kClear) holds_clear = true;
-            K key{};
-            if (!Codec<K>::decode(op.key, key)) decoded = false;
-            const bool live_put = (op.type == LogRecordType::kPut || op.type == LogRecordType::kPutExpiring) &&
-                                  (op.expiry == kNoExpiry || op.expiry > now);
-            std::optional<V> value;
-            if (live_put && !Codec<V>::decode(op.value, value.emplace())) decoded = false;
-            keys.push_back(std::move(key));
-            values.push_back(std::move(value));
-            expiries.push_back(live_put ? op.expiry : kNoExpiry);
-        });
-        if (!parsed) return parsed;
-        if (holds_clear)
-            return Status::invalid_argument("apply_replicated: record " + std::to_string(record.lsn) +
-                                            " is a batch holding a clear, which no Store writes");
-        if (!decoded) return detail::undecodable(files_.path(), "entry", record.lsn);
-        return write_entries(keys, values, expiries);
-    }
+    Status apply_replicated(const LogRecord& record);
 
     /// Makes everything durable and releases the directory. Later writes fail.
     Status close() {
@@ -935,3 +752,7 @@ private:
 };
 
 }  // namespace kvstore
+
+#include <kvstore/deferred_commits.hpp>
+#include <kvstore/replication.hpp>
+#include <kvstore/store_transaction.hpp>
