@@ -32,6 +32,11 @@
 // to update, upsert or for_each_mutable throws after changing an inline value,
 // the change stays (basic guarantee; packed values are unchanged). Keys and
 // values must be nothrow move constructible.
+//
+// Why this header is over 600 lines: it is the map's whole public interface
+// with its documentation (about two thirds of it) and the few private calls
+// every operation shares; the table, the slot layouts, the locks, the arenas,
+// LockedKeys and BulkInserter have headers of their own.
 #pragma once
 
 #include <kvstore/detail/flat_table.hpp>
@@ -259,7 +264,10 @@ public:
         }
     }
 
+    // Exclusive access to the keys with_keys_locked locked (kvstore/locked_keys.hpp).
     class LockedKeys;
+    // Fills the map from one thread, a shard's lock held across keys (kvstore/bulk_inserter.hpp).
+    class BulkInserter;
 
     /// Locks the shards of every key in `keys` exclusively, in shard order
     /// (so that concurrent callers cannot deadlock), calls f(LockedKeys&)
@@ -517,185 +525,6 @@ private:
         reserve(options.initial_capacity);
     }
 
-public:
-    /// Exclusive access to the entries of the keys given to
-    /// with_keys_locked, for its callback only: other keys' shards may not
-    /// be locked (the debug build checks).
-    class LockedKeys {
-    public:
-        /// As ConcurrentMap::insert_or_assign.
-        template <class Q, class M>
-        bool insert_or_assign(Q&& key, M&& value) {
-            return insert_or_assign_hashed(map_.key_hash(key), std::forward<Q>(key), std::forward<M>(value));
-        }
-
-        /// As insert_or_assign, for a key whose ConcurrentMap::key_hash is
-        /// `hash` (the debug build checks).
-        template <class Q, class M>
-        bool insert_or_assign_hashed(std::uint64_t hash, Q&& key, M&& value) {
-            const auto& lookup = map_.lookup_key(key);
-            return map_.insert_or_assign_locked(locked_shard(hash, lookup), hash, lookup, std::forward<Q>(key),
-                                                std::forward<M>(value));
-        }
-
-        /// As ConcurrentMap::prefetch.
-        template <class Q>
-        void prefetch(const Q& key) const {
-            map_.prefetch(key);
-        }
-
-        /// As ConcurrentMap::prefetch_hashed.
-        void prefetch_hashed(std::uint64_t hash) const noexcept { map_.prefetch_hashed(hash); }
-
-        /// As ConcurrentMap::erase.
-        template <class Q>
-        bool erase(const Q& key) {
-            return erase_hashed(map_.key_hash(key), key);
-        }
-
-        /// As erase, for a key whose ConcurrentMap::key_hash is `hash` (the
-        /// debug build checks).
-        template <class Q>
-        bool erase_hashed(std::uint64_t hash, const Q& key) {
-            const auto& lookup = map_.lookup_key(key);
-            Shard& shard = locked_shard(hash, lookup);
-            Slot* slot = shard.table.find(hash, lookup, map_.equal_fn());
-            if (slot == nullptr) return false;
-            shard.table.erase(hash, *slot);
-            shard.count.store(shard.table.size(), std::memory_order_relaxed);
-            return true;
-        }
-
-        /// As ConcurrentMap::visit, under the lock already held: calls
-        /// f(value_ref) if the key is there and returns whether it was.
-        template <class Q, class F>
-        bool visit(const Q& key, F&& f) {
-            const std::uint64_t hash = map_.key_hash(key);
-            const auto& lookup = map_.lookup_key(key);
-            Shard& shard = locked_shard(hash, lookup);
-            Slot* slot = shard.table.find(hash, lookup, map_.equal_fn());
-            if (slot == nullptr) return false;
-            std::forward<F>(f)(Layout::value(*slot));
-            return true;
-        }
-
-        /// Removes every entry of the locked shards.
-        void clear() {
-            for (const std::size_t index : shards()) {
-                map_.shards_[index].table.clear();
-                map_.shards_[index].count.store(0, std::memory_order_relaxed);
-            }
-        }
-
-        /// As ConcurrentMap::reserve, for the locked shards' share of `count`.
-        void reserve(std::size_t count) {
-            if (count == 0) return;
-            const std::size_t per_shard = map_.reserve_per_shard(count);
-            for (const std::size_t index : shards()) map_.shards_[index].table.reserve(per_shard, map_.slot_hash_fn());
-        }
-
-        /// Whether the key whose ConcurrentMap::key_hash is `hash` lies in
-        /// one of the shards this object holds.
-        bool holds(std::uint64_t hash) const { return holds_shard(map_.shard_index(hash)); }
-
-        /// Divides the shards held between two LockedKeys, the first taking
-        /// `count` of them (or all if there are fewer), so that two threads
-        /// can fill the map at once, each through its own and only with the
-        /// keys it holds(). Both are valid as long as this one is.
-        std::pair<LockedKeys, LockedKeys> split(std::size_t count) const {
-            const std::size_t* middle = first_ + std::min<std::size_t>(count, static_cast<std::size_t>(last_ - first_));
-            return {LockedKeys(map_, first_, middle), LockedKeys(map_, middle, last_)};
-        }
-
-        /// The indices of the shards held, ascending.
-        struct ShardRange {
-            const std::size_t* first;                                    ///< the lowest index
-            const std::size_t* last;                                     ///< one past the highest
-            const std::size_t* begin() const noexcept { return first; }  ///< the lowest index
-            const std::size_t* end() const noexcept { return last; }     ///< one past the highest
-        };
-        /// The indices of the shards held, ascending.
-        ShardRange shards() const noexcept { return {first_, last_}; }
-
-    private:
-        friend class ConcurrentMap;
-        LockedKeys(ConcurrentMap& map, const std::vector<std::size_t>& shards)
-            : LockedKeys(map, shards.data(), shards.data() + shards.size()) {}
-        LockedKeys(ConcurrentMap& map, const std::size_t* first, const std::size_t* last)
-            : map_(map),
-              first_(first),
-              last_(last),
-              contiguous_(first != last && last[-1] - first[0] == static_cast<std::size_t>(last - first) - 1) {}
-
-        template <class Lookup>
-        Shard& locked_shard(std::uint64_t hash, const Lookup& lookup) {
-#ifndef NDEBUG
-            if (hash != map_.hash_of(lookup))
-                throw std::logic_error("kvstore::ConcurrentMap: a hash that is not the key's key_hash");
-#else
-            (void)lookup;
-#endif
-            const std::size_t index = map_.shard_index(hash);
-            if (!holds_shard(index)) throw std::logic_error("kvstore::ConcurrentMap: a key outside the shards held");
-            return map_.shards_[index];
-        }
-
-        bool holds_shard(std::size_t index) const {
-            if (contiguous_) return index - *first_ < static_cast<std::size_t>(last_ - first_);
-            return std::binary_search(first_, last_, index);
-        }
-
-        ConcurrentMap& map_;
-        const std::size_t* first_;  // the indices of the shards held, ascending
-        const std::size_t* last_;
-        bool contiguous_;  // first_[0], first_[0] + 1, ...: holds() needs no search
-    };
-
-    /// Inserts or assigns entries from one thread, keeping the exclusive
-    /// lock of the last key's shard until a key of another shard comes or
-    /// the inserter is destroyed. Keys that come grouped by shard (a store's
-    /// snapshot is written shard by shard) then take each lock once rather
-    /// than once per key, and inserters on several threads fill one map
-    /// together. It holds one lock at most, and releases it before taking
-    /// another, so inserters cannot deadlock one another; but the thread
-    /// that owns one must not call the map on the held shard meanwhile.
-    class BulkInserter {
-    public:
-        /// An inserter into `map`, holding no lock yet.
-        explicit BulkInserter(ConcurrentMap& map) : map_(map) {}
-        BulkInserter(const BulkInserter&) = delete;
-        BulkInserter& operator=(const BulkInserter&) = delete;
-
-        /// As ConcurrentMap::insert_or_assign.
-        template <class Q, class M>
-        bool insert_or_assign(Q&& key, M&& value) {
-            const auto& lookup = map_.lookup_key(key);
-            const std::uint64_t hash = map_.hash_of(lookup);
-            Shard& shard = map_.shard_for(hash);
-            if (!lock_.owns_lock() || lock_.mutex() != &shard.mutex) {
-                release();
-                lock_ = map_.write_lock(shard);
-            }
-            return map_.insert_or_assign_locked(shard, hash, lookup, std::forward<Q>(key), std::forward<M>(value));
-        }
-
-        /// As ConcurrentMap::prefetch.
-        template <class Q>
-        void prefetch(const Q& key) const {
-            map_.prefetch(key);
-        }
-
-        /// Unlocks the shard held, if any.
-        void release() {
-            if (lock_.owns_lock()) lock_.unlock();
-        }
-
-    private:
-        ConcurrentMap& map_;
-        std::unique_lock<std::shared_mutex> lock_;
-    };
-
-private:
     static double load_factor(std::size_t size, std::size_t capacity) noexcept {
         return capacity == 0 ? 0.0 : static_cast<double>(size) / static_cast<double>(capacity);
     }
@@ -846,3 +675,6 @@ private:
 };
 
 }  // namespace kvstore
+
+#include <kvstore/bulk_inserter.hpp>
+#include <kvstore/locked_keys.hpp>
