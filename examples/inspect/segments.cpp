@@ -1,8 +1,7 @@
 // The log half of kvstore-inspect: every record of every segment, read with
-// the library's LogReader, and every damaged place classified the way
-// log::replay_log treats it when Store::open replays the log.
+// the library's LogSegmentReader (kvstore/log_files.hpp), and every damaged
+// place classified the way Store::open treats it when it replays the log.
 #include "inspect.hpp"
-
 
 #include <cerrno>
 #include <chrono>

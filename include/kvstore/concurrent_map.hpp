@@ -232,7 +232,9 @@ public:
     /// with std::nullopt: nothing is inserted then. Returns true iff inserted.
     template <class Q, class F, class Make>
     bool upsert(Q&& key, F&& f, Make&& make) {
-        if constexpr (detail::is_optional_v<std::decay_t<decltype(make())>>) {
+        using Made = std::decay_t<std::invoke_result_t<Make>>;
+        // A V that is itself a std::optional is a value to insert, never a refusal.
+        if constexpr (detail::is_optional_v<Made> && !std::is_same_v<Made, V>) {
             const auto& lookup = lookup_key(key);
             const std::uint64_t hash = hash_of(lookup);
             Shard& shard = shard_for(hash);

@@ -21,7 +21,7 @@
 // Readers of whatever the caller keeps in memory may see a change before its
 // record is durable: the log only decides when a write is acknowledged.
 //
-// The policy contract, which Store checks with IsDurability: a policy P has
+// The policy contract, which Store checks with is_durability_v: a policy P has
 //
 //   static constexpr bool kKeepsRecords;
 //   static Status open(dir, const LogOptions&, Lsn from, apply, RecoveryReport&, std::unique_ptr<P>&);
@@ -58,19 +58,26 @@ using LogOperation = detail::log::Operation;
 /// *payload_owner then keeps it valid.
 using LogRecord = detail::log::RecordView;
 
+namespace detail::log {
+
+// As for_each_operation, returning nullptr or why the payload does not decode.
+template <class Visit>
+const char* decode_record_payload(const RecordView& record, Visit&& visit) {
+    if (record.type == RecordType::kBatch) return decode_batch_payload(record.payload, visit);
+    Operation op;
+    const char* why = decode_payload(record.type, record.payload, op);
+    if (why == nullptr) visit(static_cast<const Operation&>(op));
+    return why;
+}
+
+}  // namespace detail::log
+
 /// Calls visit(const LogOperation&) for each operation in `record` (one, or
 /// all of a batch after checking the whole batch). Returns a corruption
 /// error naming the record's LSN if its payload does not decode.
 template <class Visit>
 Status for_each_operation(const LogRecord& record, Visit&& visit) {
-    const char* why = nullptr;
-    if (record.type == LogRecordType::kBatch) {
-        why = detail::log::decode_batch_payload(record.payload, visit);
-    } else {
-        LogOperation op;
-        why = detail::log::decode_payload(record.type, record.payload, op);
-        if (why == nullptr) visit(static_cast<const LogOperation&>(op));
-    }
+    const char* why = detail::log::decode_record_payload(record, visit);
     if (why == nullptr) return Status::ok();
     return Status::corruption("record with LSN " + std::to_string(record.lsn), record.offset, why);
 }

@@ -62,12 +62,7 @@ inline const char* parse_log_record_header(const char* in, LogRecordHeader& head
 /// with a Status.
 template <class Visit>
 const char* decode_log_payload(const LogRecord& record, Visit&& visit) {
-    if (record.type == LogRecordType::kBatch)
-        return detail::log::decode_batch_payload(record.payload, std::forward<Visit>(visit));
-    LogOperation op;
-    const char* why = detail::log::decode_payload(record.type, record.payload, op);
-    if (why == nullptr) visit(static_cast<const LogOperation&>(op));
-    return why;
+    return detail::log::decode_record_payload(record, std::forward<Visit>(visit));
 }
 
 /// Reads the log in `dir` from LSN `from` on, as opening it in `mode` would,

@@ -44,7 +44,6 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
-#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -261,7 +260,8 @@ public:
         checkpointer_.copy_cursor().apply_whole([&](auto copy_between) {
             map_.clear_if([&] {
                 if (copy_between(0, map_.shard_count() - 1)) return false;
-                logged = append([] { return LogOperation{LogRecordType::kClear, {}, {}, 0}; }, lsn);
+                logged = append([](auto&& to_log) { return to_log(LogOperation{LogRecordType::kClear, {}, {}, 0}); },
+                                lsn);
                 return logged.is_ok();
             });
         });
@@ -554,12 +554,10 @@ private:
                 const auto shards = locked.shards();
                 if (copy_between(*shards.begin(), shards.end()[-1])) return;
                 if (!stage(locked) || keys.empty()) return;
-                std::vector<std::string> encoded;
-                std::vector<LogOperation> ops;
                 logged = append(
-                    [&]() -> const std::vector<LogOperation>& {
-                        encoded.resize(2 * keys.size());
-                        ops.resize(keys.size());
+                    [&](auto&& to_log) {
+                        std::vector<std::string> encoded(2 * keys.size());
+                        std::vector<LogOperation> ops(keys.size());
                         for (std::size_t i = 0; i < keys.size(); ++i) {
                             ops[i].type = !values[i]                 ? LogRecordType::kErase
                                           : expiries[i] == kNoExpiry ? LogRecordType::kPut
@@ -568,7 +566,7 @@ private:
                             if (values[i]) ops[i].value = detail::encoded_bytes(*values[i], encoded[2 * i + 1]);
                             ops[i].expiry = expiries[i];
                         }
-                        return ops;
+                        return to_log(ops);
                     },
                     lsn);
                 if (!logged) return;
@@ -630,41 +628,45 @@ private:
 
     template <class Q, class M>
     Status log_put(const Q& key, const M& value, Expiry expiry, Lsn& lsn) {
-        const auto& stored_key = detail::as_stored<K>(key);
-        const auto& stored_value = detail::as_stored<V>(value);
-        std::string key_scratch;
-        std::string value_scratch;
         return append(
-            [&] {
-                return LogOperation{expiry == kNoExpiry ? LogRecordType::kPut : LogRecordType::kPutExpiring,
-                                    detail::encoded_bytes(stored_key, key_scratch),
-                                    detail::encoded_bytes(stored_value, value_scratch), expiry};
+            [&](auto&& to_log) {
+                std::string key_scratch;
+                std::string value_scratch;
+                return to_log(LogOperation{expiry == kNoExpiry ? LogRecordType::kPut : LogRecordType::kPutExpiring,
+                                           detail::encoded_bytes(detail::as_stored<K>(key), key_scratch),
+                                           detail::encoded_bytes(detail::as_stored<V>(value), value_scratch),
+                                           expiry});
             },
             lsn);
     }
 
     template <class Q>
     Status log_erase(const Q& key, Lsn& lsn) {
-        const auto& stored_key = detail::as_stored<K>(key);
-        std::string scratch;
         return append(
-            [&] { return LogOperation{LogRecordType::kErase, detail::encoded_bytes(stored_key, scratch), {}, 0}; }, lsn);
+            [&](auto&& to_log) {
+                std::string scratch;
+                return to_log(
+                    LogOperation{LogRecordType::kErase, detail::encoded_bytes(detail::as_stored<K>(key), scratch), {}, 0});
+            },
+            lsn);
     }
 
-    // Appends what make() builds: a LogOperation, or a batch of them as one
-    // record. Under a policy that keeps no records nothing is built, so no
-    // key or value is encoded for it.
-    template <class Make>
-    Status append(Make&& make, Lsn& lsn) {
+    // Calls build(to_log), which builds a LogOperation, or a batch of them
+    // as one record, and returns to_log(it): the bytes it views live as long
+    // as build's scope. Under a policy that keeps no records build is not
+    // called, so no key or value is converted or encoded for it.
+    template <class Build>
+    Status append(Build&& build, Lsn& lsn) {
         if constexpr (Durability::kKeepsRecords) {
-            const auto& made = make();
-            if constexpr (std::is_same_v<std::decay_t<decltype(made)>, LogOperation>) {
-                return log_->append(made, lsn);
-            } else {
-                return log_->append_batch(made, lsn);
-            }
+            return build([&](const auto& made) {
+                if constexpr (std::is_same_v<std::decay_t<decltype(made)>, LogOperation>) {
+                    return log_->append(made, lsn);
+                } else {
+                    return log_->append_batch(made, lsn);
+                }
+            });
         } else {
-            (void)make;
+            (void)build;
             (void)lsn;
             return Status::ok();
         }

@@ -207,6 +207,11 @@ TEST_CASE("UpsertWhoseMakerDeclinesInsertsNothing", "[map]") {
     CHECK_FALSE(map.upsert("k", append, decline));
     CHECK(made == 1);  // present: only the update runs
     CHECK(map.get("k") == "made+");
+
+    // A map of optionals inserts an empty one: it is a value, not a refusal.
+    kvstore::ConcurrentMap<int, std::optional<int>> optionals;
+    CHECK(optionals.upsert(1, [](std::optional<int>&) {}, [] { return std::optional<int>{}; }));
+    CHECK(optionals.contains(1));
 }
 
 TEST_CASE("EraseIfErasesOnlyWhenThePredicateHolds", "[map]") {

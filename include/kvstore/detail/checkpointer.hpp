@@ -59,7 +59,7 @@ public:
     // Whether the log has grown enough since the last checkpoint began for an
     // automatic one: by checkpoint_bytes, and by checkpoint_growth percent
     // of the newest snapshot.
-    bool due(const Log& log) const noexcept {
+    bool due(const Log& log) const {
         if (!checks_size()) return false;
         const std::uint64_t growth = snapshot_bytes_.load(std::memory_order_relaxed) / 100 * options_.checkpoint_growth;
         const std::uint64_t threshold = std::max(options_.checkpoint_bytes, growth);
@@ -152,7 +152,7 @@ private:
     static constexpr std::size_t kStreamChunk = std::size_t{1} << 20;
 
     // The first LSN a new snapshot does not cover: the log starts a new
-    // segment there.
+    // segment there (None hands out the next snapshot number).
     Status begin_snapshot(Log& log, Lsn& replay_from) {
         logged_at_begin_ = log.stats().bytes;
         return log.rotate(replay_from);
@@ -203,9 +203,9 @@ private:
         snapshot::Writer writer(fs_, files_.path(), replay_from, options_.log.file_mode);
         Status status = writer.open();
         const Expiry now = clock_.now();
+        Lsn their_lsn = 0;
+        std::uint64_t entries = 0;
         if (status) {
-            Lsn their_lsn = 0;
-            std::uint64_t entries = 0;
             status = snapshot::read(fs_, path, their_lsn, entries, [&](const snapshot::Entry& entry) {
                 if (!status || deadline_passed(entry.expiry, now)) return;
                 writer.add(entry);
@@ -216,7 +216,7 @@ private:
         if (!status) return status;
         // Other threads see the old contents or the new, never a mix.
         Recovery<K, V, Map> recovery(fs_, files_.path(), map_, now, expiries_);
-        status = map_.with_all_locked([&](auto& into) { return recovery.load_snapshot_into(path, into); });
+        status = map_.with_all_locked([&](auto& into) { return recovery.load_snapshot_into(path, entries, into); });
         return status ? end_snapshot(log, replay_from) : status;
     }
 

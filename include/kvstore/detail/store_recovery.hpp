@@ -124,17 +124,15 @@ public:
         return Status::ok();
     }
 
-    // Replaces what `into` (the map, locked whole) holds with the entries of
-    // snapshot `path`, which a Store has checked.
+    // Replaces what `into` (the map, locked whole) holds with the `entries`
+    // entries of snapshot `path`, which a Store has checked.
     template <class Into>
-    Status load_snapshot_into(const std::string& path, Into& into) {
-        std::uint64_t entries = 0;
-        if (Status status = snapshot::read_entry_count(fs_, path, entries); !status) return status;
+    Status load_snapshot_into(const std::string& path, std::uint64_t entries, Into& into) {
         into.clear();
         into.reserve(static_cast<std::size_t>(entries));
         RecoveryQueue<Into> changes(into, map_.shard_count() / kReaderShare);
-        Lsn replay_from = 0;
-        Status read = snapshot::read(fs_, path, replay_from, entries, [&](const snapshot::Entry& entry) {
+        Lsn snapshot_lsn = 0;
+        Status read = snapshot::read(fs_, path, snapshot_lsn, entries, [&](const snapshot::Entry& entry) {
             (void)queue_entry(changes, entry.key, entry.value, entry.expiry, now_, false);
         });
         if (read) changes.finish();
@@ -232,7 +230,6 @@ private:
         RecoveryPipeline<Into> here_;
         RecoveryPipeline<Into> there_;
     };
-
 
     template <class Into>
     static void prefetch(Into& into, const RecoveredChange& change) {
