@@ -234,36 +234,24 @@ public:
     bool upsert(Q&& key, F&& f, Make&& make) {
         using Made = std::decay_t<std::invoke_result_t<Make>>;
         // A V that is itself a std::optional is a value to insert, never a refusal.
-        if constexpr (detail::is_optional_v<Made> && !std::is_same_v<Made, V>) {
-            const auto& lookup = lookup_key(key);
-            const std::uint64_t hash = hash_of(lookup);
-            Shard& shard = shard_for(hash);
-            std::unique_lock lock = write_lock(shard, hash);
-            // Looked up first, so that a maker that declines is asked before
-            // a slot is taken for the entry.
-            if (Slot* slot = shard.table.find(hash, lookup, equal_fn())) {
+        constexpr bool kMayDecline = detail::is_optional_v<Made> && !std::is_same_v<Made, V>;
+        return insert_or_else(
+            key,
+            [&](Shard& shard, void* where) {
                 detail::CallbackScope scope(&shard);
-                Layout::modify(shard.table.memory(), *slot, std::forward<F>(f));
-                return false;
-            }
-            auto made = [&] {
-                detail::CallbackScope scope(&shard);
-                return std::forward<Make>(make)();
-            }();
-            if (!made) return false;
-            return insert_or_assign_locked(shard, hash, lookup, std::forward<Q>(key), std::move(*made));
-        } else {
-            return insert_or_else(
-                key,
-                [&](Shard& shard, void* where) {
-                    detail::CallbackScope scope(&shard);
+                if constexpr (kMayDecline) {
+                    auto made = std::forward<Make>(make)();
+                    if (!made) return false;
+                    Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::move(*made));
+                    return true;
+                } else {
                     Layout::construct(shard.table.memory(), where, std::forward<Q>(key), std::forward<Make>(make)());
-                },
-                [&](Shard& shard, Slot& slot) {
-                    detail::CallbackScope scope(&shard);
-                    Layout::modify(shard.table.memory(), slot, std::forward<F>(f));
-                });
-        }
+                }
+            },
+            [&](Shard& shard, Slot& slot) {
+                detail::CallbackScope scope(&shard);
+                Layout::modify(shard.table.memory(), slot, std::forward<F>(f));
+            });
     }
 
     // Exclusive access to the keys with_keys_locked locked (kvstore/locked_keys.hpp).
@@ -616,8 +604,9 @@ private:
     }
 
     /// Under the key's exclusive lock: if the key is absent, inserts the
-    /// entry construct(shard, where) builds, else calls on_present(shard,
-    /// slot). Returns true iff inserted.
+    /// entry construct(shard, where) builds (a construct returning false
+    /// declines, see FlatTable::insert), else calls on_present(shard, slot).
+    /// Returns true iff inserted.
     template <class Q, class Construct, class OnPresent>
     bool insert_or_else(const Q& key, Construct&& construct, OnPresent&& on_present) {
         const auto& lookup = lookup_key(key);
@@ -643,10 +632,11 @@ private:
     bool insert_or_else_locked(Shard& shard, std::uint64_t hash, const Lookup& lookup, Construct&& construct,
                                OnPresent&& on_present) {
         const auto [slot, inserted] =
-            shard.table.insert(hash, lookup, equal_fn(), slot_hash_fn(), [&](void* where) { construct(shard, where); });
+            shard.table.insert(hash, lookup, equal_fn(), slot_hash_fn(),
+                               [&](void* where) { return construct(shard, where); });
         if (inserted) {
             shard.count.store(shard.table.size(), std::memory_order_relaxed);
-        } else {
+        } else if (slot != nullptr) {
             on_present(shard, *slot);
         }
         return inserted;

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 namespace kvstore::detail {
@@ -139,8 +140,10 @@ public:
 
     /// Inserts an entry built by `construct(void* where)` unless a key equal
     /// to `key` is present. Returns the entry's slot and whether it was
-    /// inserted. If hashing during growth, allocation or `construct` throws,
-    /// the entries are unchanged (the table may have grown).
+    /// inserted. A `construct` that returns bool may decline with false,
+    /// building nothing: then {nullptr, false}. If hashing during growth,
+    /// allocation or `construct` throws, or `construct` declines, the entries
+    /// are unchanged (the table may have grown).
     template <class Q, class KeyEqual, class SlotHash, class Construct>
     std::pair<Slot*, bool> insert(std::uint64_t hash, const Q& key, const KeyEqual& equal, const SlotHash& slot_hash,
                                   Construct&& construct) {
@@ -151,7 +154,12 @@ public:
         const std::size_t index = first_bucket_with_room(buckets_, bucket_mask_, home);
         Bucket& target = buckets_[index];
         const unsigned lane = match_lanes(target.tags, 0).lowest();
-        std::forward<Construct>(construct)(static_cast<void*>(target.storage[lane]));
+        void* const where = static_cast<void*>(target.storage[lane]);
+        if constexpr (std::is_same_v<decltype(construct(where)), bool>) {
+            if (!std::forward<Construct>(construct)(where)) return {nullptr, false};
+        } else {
+            std::forward<Construct>(construct)(where);
+        }
 
         count_overflow(buckets_, bucket_mask_, home, index);
         target.tags[lane] = tag_of(hash);
