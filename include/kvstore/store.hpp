@@ -34,6 +34,7 @@
 #include <kvstore/detail/checkpointer.hpp>
 #include <kvstore/detail/encoded.hpp>
 #include <kvstore/detail/expiring_value.hpp>
+#include <kvstore/detail/logged_map.hpp>
 #include <kvstore/detail/store_directory.hpp>
 #include <kvstore/detail/store_recovery.hpp>
 #include <kvstore/durability.hpp>
@@ -67,6 +68,7 @@ class Store {
     using Expiry = detail::Expiry;
     static constexpr Expiry kNoExpiry = detail::kNoExpiry;
     using Checkpointer = detail::Checkpointer<K, V, Map, Durability>;
+    using Entries = detail::LoggedMap<K, V, Map, Durability, typename Checkpointer::CopyCursor>;
 
 public:
     using TimePoint = std::chrono::system_clock::time_point;  ///< an absolute expiry time, on the wall clock
@@ -106,20 +108,8 @@ public:
     /// an absent key writes nothing.
     template <class Q>
     Status erase(const Q& key, bool* erased = nullptr) {
-        if (Status status = check_sizes<Q, V>(key, nullptr); !status) return status;
-        Lsn lsn = 0;
-        Status logged;
-        bool live = false;
-        const Expiry now = clock_.now();
-        const bool removed = map_.erase_if(key, [&](const auto& stored) {
-            if (expired_at(stored, now)) return true;
-            logged = log_erase(key, lsn);
-            live = logged.is_ok();
-            return live;
-        });
-        if (removed && !live) expired_.fetch_add(1, std::memory_order_relaxed);
-        if (erased != nullptr) *erased = live;
-        return commit_logged(std::move(logged), lsn);
+        if (Status status = entries_.check_sizes(key, static_cast<const V*>(nullptr)); !status) return status;
+        return commit_logged(entries_.erase(key, erased));
     }
 
     /// Sets `key` to `value` only if it is absent (or expired); `inserted`
@@ -156,7 +146,7 @@ public:
     template <class Q, class E, class M>
     Status compare_and_set(const Q& key, const E& expected, const M& desired, bool& swapped) {
         swapped = false;
-        if (Status status = check_sizes(key, &desired); !status) return status;
+        if (Status status = entries_.check_sizes(key, &desired); !status) return status;
         return change_live(key, [&](const auto& value, Expiry expiry, auto&& store_value) {
             if (!(value == expected)) return;
             if (store_value(desired, expiry)) swapped = true;
@@ -180,7 +170,7 @@ public:
             } else {
                 f(changed);
             }
-            checked = check_sizes(key, &changed);
+            checked = entries_.check_sizes(key, &changed);
             if (checked) store_value(changed, expiry);
         });
         return checked ? status : checked;
@@ -235,13 +225,12 @@ public:
     template <class F>
     Status transact(const std::vector<K>& keys, F&& f) {
         Transaction transaction(*this);
-        return write_locked(
-            keys,
-            [&](typename Map::LockedKeys& locked) {
-                transaction.locked_ = &locked;
-                return f(transaction);
-            },
-            transaction.keys_, transaction.values_, transaction.expiries_);
+        auto stage = [&](typename Map::LockedKeys& locked) {
+            transaction.locked_ = &locked;
+            return f(transaction);
+        };
+        return commit_logged(
+            entries_.write_locked(keys, stage, transaction.keys_, transaction.values_, transaction.expiries_));
     }
 
     // A scope whose writes return before they are committed (kvstore/deferred_commits.hpp).
@@ -254,32 +243,20 @@ public:
 
     /// Removes every entry, logged as one record; other threads see the
     /// store as it was or empty.
-    Status clear() {
-        Lsn lsn = 0;
-        Status logged;
-        checkpointer_.copy_cursor().apply_whole([&](auto copy_between) {
-            map_.clear_if([&] {
-                if (copy_between(0, map_.shard_count() - 1)) return false;
-                logged = append([](auto&& to_log) { return to_log(LogOperation{LogRecordType::kClear, {}, {}, 0}); },
-                                lsn);
-                return logged.is_ok();
-            });
-        });
-        return commit_logged(std::move(logged), lsn);
-    }
+    Status clear() { return commit_logged(entries_.clear()); }
 
     /// A copy of the key's value, or std::nullopt if it is absent or expired.
     template <class Q>
     std::optional<V> get(const Q& key) const {
         std::optional<V> result;
-        read_live(key, [&](const auto& value, Expiry) { result.emplace(value); });
+        entries_.read_live(key, [&](const auto& value, Expiry) { result.emplace(value); });
         return result;
     }
     /// Copies the key's value into `out`; false (out untouched) if it is
     /// absent or expired.
     template <class Q>
     bool find(const Q& key, V& out) const {
-        return read_live(key, [&](const auto& value, Expiry) {
+        return entries_.read_live(key, [&](const auto& value, Expiry) {
             if constexpr (std::is_same_v<V, std::string>) {
                 out.assign(value.data(), value.size());
             } else {
@@ -290,12 +267,12 @@ public:
     /// True iff the key is present and not expired.
     template <class Q>
     bool contains(const Q& key) const {
-        return read_live(key, [](const auto&, Expiry) {});
+        return entries_.read_live(key, [](const auto&, Expiry) {});
     }
     /// Whether the key is there, and when it expires (nothing if never).
     template <class Q>
     bool expires_at(const Q& key, std::optional<TimePoint>& when) const {
-        return read_live(key, [&](const auto&, Expiry expiry) { when = detail::time_point_of(expiry); });
+        return entries_.read_live(key, [&](const auto&, Expiry expiry) { when = detail::time_point_of(expiry); });
     }
     /// Calls f(key, value) on every live entry, one shard at a time (see
     /// ConcurrentMap::for_each).
@@ -308,10 +285,7 @@ public:
     /// steps, shard by shard, holds no lock between them (SCAN's cursor).
     template <class F>
     void for_each_in_shard(std::size_t shard, F&& f) const {
-        const Expiry now = clock_.now();
-        map_.for_each_in_shard(shard, [&](const auto& key, const auto& stored) {
-            if (!expired_at(stored, now)) f(key, Values::value(stored));
-        });
+        entries_.for_each_in_shard(shard, f);
     }
     /// The map's number of shards, fixed when the store is opened.
     std::size_t shard_count() const noexcept { return map_.shard_count(); }
@@ -328,20 +302,7 @@ public:
     /// under its shared lock while it is scanned, and each removal takes
     /// its exclusive lock for that key alone. Returns how many it removed.
     /// The background sweeper calls this every sweep_interval.
-    std::size_t remove_expired() {
-        std::size_t removed = 0;
-        std::vector<K> expired;
-        for (std::size_t shard = 0; shard < map_.shard_count(); ++shard) {
-            const Expiry now = clock_.now();
-            expired.clear();
-            map_.for_each_in_shard(shard, [&](const auto& key, const auto& stored) {
-                if (expired_at(stored, now)) expired.emplace_back(key);
-            });
-            for (const K& key : expired)
-                if (erase_if_expired(key, now)) ++removed;
-        }
-        return removed;
-    }
+    std::size_t remove_expired() { return entries_.remove_expired(); }
 
     /// Writes a snapshot of the current state and deletes the log segments
     /// it replaces; readers and writers go on meanwhile.
@@ -409,7 +370,7 @@ public:
         stats.log = log_stats();
         stats.checkpoints = checkpointer_.checkpoints();
         stats.snapshot_bytes = checkpointer_.snapshot_bytes();
-        stats.expired_keys = expired_.load(std::memory_order_relaxed);
+        stats.expired_keys = entries_.expired_count();
         stats.recovery = recovery_;
         stats.checkpoint_error = background_.first_error();
         return stats;
@@ -422,27 +383,8 @@ private:
           options_(options),
           clock_(options.clock),
           map_(options.map),
-          checkpointer_(fs, files_, map_, options_, clock_, expiries_seen_) {}
-
-    static Status check_limit(const char* what, std::size_t size, std::size_t limit, const char* option) {
-        return size <= limit ? Status::ok() : over_limit(what, size, limit, option);
-    }
-
-    // Apart from check_limit, so that the check inlines into every write.
-    static Status over_limit(const char* what, std::size_t size, std::size_t limit, const char* option) {
-        return Status::invalid_argument(std::string(what) + " of " + std::to_string(size) + " bytes exceeds " + option +
-                                        " " + std::to_string(limit));
-    }
-
-    template <class Q, class M>
-    Status check_sizes(const Q& key, const M* value) const {
-        const std::size_t key_size = detail::encoded_size(detail::as_stored<K>(key));
-        if (Status status = check_limit("key", key_size, options_.max_key_size, "max_key_size"); !status)
-            return status;
-        if (value == nullptr) return Status::ok();
-        const std::size_t value_size = detail::encoded_size(detail::as_stored<V>(*value));
-        return check_limit("value", value_size, options_.max_value_size, "max_value_size");
-    }
+          checkpointer_(fs, files_, map_, options_, clock_, expiries_seen_),
+          entries_(map_, log_, checkpointer_.copy_cursor(), clock_, expiries_seen_, options_) {}
 
     // ---- Time to live ----
 
@@ -454,246 +396,53 @@ private:
         return write(expiry);
     }
 
-    template <class S>
-    static bool expired_at(const S& stored, Expiry now) noexcept {
-        return detail::deadline_passed(Values::expiry(stored), now);
-    }
+    // ---- Writes: LoggedMap applies and logs them, the Store commits ----
 
-    // The clock is read only for keys that have an expiry.
-    template <class S>
-    bool expired(const S& stored) const {
-        return Values::expiry(stored) != kNoExpiry && expired_at(stored, clock_.now());
-    }
-
-    // Calls read(value, expiry) on the key's value under the shared lock if
-    // it is live; an expired key found here is removed. Returns whether it
-    // was live.
-    template <class Q, class Read>
-    bool read_live(const Q& key, Read&& read) const {
-        bool found_expired = false;
-        const bool found = map_.visit(key, [&](const auto& stored) {
-            if (expired(stored)) {
-                found_expired = true;
-            } else {
-                read(Values::value(stored), Values::expiry(stored));
-            }
-        });
-        if (found_expired) erase_if_expired(key, clock_.now());
-        return found && !found_expired;
-    }
-
-    // Removes the key if it is still expired at `now` (it may have been
-    // rewritten since it was seen expired), counting it; unlogged, as the
-    // file comment says.
-    template <class Q>
-    bool erase_if_expired(const Q& key, Expiry now) const {
-        if (!map_.erase_if(key, [&](const auto& stored) { return expired_at(stored, now); })) return false;
-        expired_.fetch_add(1, std::memory_order_relaxed);
-        return true;
-    }
-
-    // Calls change(value, expiry, store_value) under the exclusive lock if
-    // the key is live; store_value(new_value, new_expiry) logs and stores
-    // it and returns whether it did.
     template <class Q, class Change>
     Status change_live(const Q& key, Change&& change) {
-        Lsn lsn = 0;
-        Status logged;
-        map_.update(key, [&](auto& stored) {
-            if (expired(stored)) return;
-            auto store_value = [&](const auto& value, Expiry expiry) {
-                logged = log_put(key, value, expiry, lsn);
-                if (!logged) return false;
-                stored = Values::make(value, expiry);
-                expiries_seen_.note(expiry);
-                return true;
-            };
-            change(Values::value(stored), Values::expiry(stored), store_value);
-        });
-        return commit_logged(std::move(logged), lsn);
+        return commit_logged(entries_.change_live(key, std::forward<Change>(change)));
     }
 
-    // The map's form of value + expiry; a std::string form is built in
-    // `scratch` and viewed.
-    template <class M>
-    static decltype(auto) stored_form(const M& value, Expiry expiry, std::string& scratch) {
-        if constexpr (std::is_same_v<V, std::string>) {
-            return Values::make_into(scratch, std::string_view(value), expiry);
-        } else {
-            (void)scratch;
-            return Values::make(value, expiry);
-        }
-    }
-
-    // ---- Writes ----
-
-    // Puts (values[i] set, expiring at expiries[i] if not kNoExpiry) and
-    // erases as one log record, with the shards of all keys locked together.
     Status write_entries(const std::vector<K>& keys, const std::vector<std::optional<V>>& values,
                          const std::vector<Expiry>& expiries) {
         for (std::size_t i = 0; i < keys.size(); ++i) {
-            if (Status status = check_sizes(keys[i], values[i] ? &*values[i] : nullptr); !status) return status;
+            if (Status status = entries_.check_sizes(keys[i], values[i] ? &*values[i] : nullptr); !status)
+                return status;
         }
-        return write_locked(keys, [](auto&) { return true; }, keys, values, expiries);
-    }
-
-    // Locks the shards of lock_keys together and calls stage(locked), which
-    // may fill keys, values and expiries from what it reads there (keys
-    // within lock_keys, sizes checked) and returns false to write nothing;
-    // then logs those entries as one record and applies them. stage runs
-    // once: a copy between the shards that must be waited out (see
-    // Checkpointer) is waited out before it.
-    template <class Stage>
-    Status write_locked(const std::vector<K>& lock_keys, Stage&& stage, const std::vector<K>& keys,
-                        const std::vector<std::optional<V>>& values, const std::vector<Expiry>& expiries) {
-        if (lock_keys.empty()) return Status::ok();
-        Lsn lsn = 0;
-        Status logged;
-        checkpointer_.copy_cursor().apply_whole([&](auto copy_between) {
-            map_.with_keys_locked(lock_keys, [&](auto& locked) {
-                const auto shards = locked.shards();
-                if (copy_between(*shards.begin(), shards.end()[-1])) return;
-                if (!stage(locked) || keys.empty()) return;
-                logged = append(
-                    [&](auto&& to_log) {
-                        std::vector<std::string> encoded(2 * keys.size());
-                        std::vector<LogOperation> ops(keys.size());
-                        for (std::size_t i = 0; i < keys.size(); ++i) {
-                            ops[i].type = !values[i]                 ? LogRecordType::kErase
-                                          : expiries[i] == kNoExpiry ? LogRecordType::kPut
-                                                                     : LogRecordType::kPutExpiring;
-                            ops[i].key = detail::encoded_bytes(keys[i], encoded[2 * i]);
-                            if (values[i]) ops[i].value = detail::encoded_bytes(*values[i], encoded[2 * i + 1]);
-                            ops[i].expiry = expiries[i];
-                        }
-                        return to_log(ops);
-                    },
-                    lsn);
-                if (!logged) return;
-                std::string scratch;
-                for (std::size_t i = 0; i < keys.size(); ++i) {
-                    if (values[i]) {
-                        locked.insert_or_assign(keys[i], stored_form(*values[i], expiries[i], scratch));
-                        expiries_seen_.note(expiries[i]);
-                    } else {
-                        locked.erase(keys[i]);
-                    }
-                }
-            });
-        });
-        return commit_logged(std::move(logged), lsn);
+        return commit_logged(entries_.write_entries(keys, values, expiries));
     }
 
     template <class Q, class M>
     Status put_expiring(const Q& key, const M& value, Expiry expiry) {
-        if (Status status = check_sizes(key, &value); !status) return status;
-        Lsn lsn = 0;
-        Status logged;
-        expiries_seen_.note(expiry);
-        map_.insert_or_assign_if(key, Values::make(value, expiry), [&] {
-            logged = log_put(key, value, expiry, lsn);
-            return logged.is_ok();
-        });
-        return commit_logged(std::move(logged), lsn);
+        if (Status status = entries_.check_sizes(key, &value); !status) return status;
+        return commit_logged(entries_.put(key, value, expiry));
     }
 
     template <class Q, class M>
     Status put_if_absent_expiring(const Q& key, const M& value, Expiry expiry, bool& inserted) {
-        if (Status status = check_sizes(key, &value); !status) return status;
-        Lsn lsn = 0;
-        Status logged;
-        bool replaced_expired = false;
-        inserted = upsert_logged(
-            key, value, expiry,
-            [&](auto& stored) {
-                if (!expired(stored)) return;
-                logged = log_put(key, value, expiry, lsn);
-                if (!logged) return;
-                stored = Values::make(value, expiry);
-                replaced_expired = true;
-            },
-            lsn, logged);
-        inserted = inserted || replaced_expired;
-        return commit_logged(std::move(logged), lsn);
+        inserted = false;
+        if (Status status = entries_.check_sizes(key, &value); !status) return status;
+        return commit_logged(entries_.put_if_absent(key, value, expiry, inserted));
     }
 
     template <class Q, class M>
     Status put_if_present_expiring(const Q& key, const M& value, Expiry expiry, bool& replaced) {
         replaced = false;
-        if (Status status = check_sizes(key, &value); !status) return status;
+        if (Status status = entries_.check_sizes(key, &value); !status) return status;
         return change_live(key, [&](const auto&, Expiry, auto&& store_value) {
             if (store_value(value, expiry)) replaced = true;
         });
     }
 
-    template <class Q, class M>
-    Status log_put(const Q& key, const M& value, Expiry expiry, Lsn& lsn) {
-        return append(
-            [&](auto&& to_log) {
-                std::string key_scratch;
-                std::string value_scratch;
-                return to_log(LogOperation{expiry == kNoExpiry ? LogRecordType::kPut : LogRecordType::kPutExpiring,
-                                           detail::encoded_bytes(detail::as_stored<K>(key), key_scratch),
-                                           detail::encoded_bytes(detail::as_stored<V>(value), value_scratch),
-                                           expiry});
-            },
-            lsn);
-    }
-
-    template <class Q>
-    Status log_erase(const Q& key, Lsn& lsn) {
-        return append(
-            [&](auto&& to_log) {
-                std::string scratch;
-                return to_log(
-                    LogOperation{LogRecordType::kErase, detail::encoded_bytes(detail::as_stored<K>(key), scratch), {}, 0});
-            },
-            lsn);
-    }
-
-    // Calls build(to_log), which builds a LogOperation, or a batch of them
-    // as one record, and returns to_log(it): the bytes it views live as long
-    // as build's scope. Under a policy that keeps no records build is not
-    // called, so no key or value is converted or encoded for it.
-    template <class Build>
-    Status append(Build&& build, Lsn& lsn) {
-        if constexpr (Durability::kKeepsRecords) {
-            return build([&](const auto& made) {
-                if constexpr (std::is_same_v<std::decay_t<decltype(made)>, LogOperation>) {
-                    return log_->append(made, lsn);
-                } else {
-                    return log_->append_batch(made, lsn);
-                }
-            });
-        } else {
-            (void)build;
-            (void)lsn;
-            return Status::ok();
-        }
-    }
-
-    // Inserts key -> value, logging it, if the key is absent (returns
-    // true); else calls on_present(stored). A refused append inserts nothing.
-    template <class Q, class M, class OnPresent>
-    bool upsert_logged(const Q& key, const M& value, Expiry expiry, OnPresent&& on_present, Lsn& lsn, Status& logged) {
-        expiries_seen_.note(expiry);
-        return map_.upsert(key, std::forward<OnPresent>(on_present),
-                           [&]() -> std::optional<decltype(Values::make(value, expiry))> {
-                               logged = log_put(key, value, expiry, lsn);
-                               if (!logged) return std::nullopt;
-                               return Values::make(value, expiry);
-                           });
-    }
-
     // Waits for what the policy promises about record `lsn`, unless the
     // append failed or nothing was logged (lsn 0).
-    Status commit_logged(Status&& logged, Lsn lsn) {
-        if (!logged || lsn == 0) return std::move(logged);
+    Status commit_logged(detail::Logged&& logged) {
+        if (!logged.status || logged.lsn == 0) return std::move(logged.status);
         if (deferred_ != nullptr && deferred_->store_ == this) {
-            deferred_->lsn_ = std::max(deferred_->lsn_, lsn);
+            deferred_->lsn_ = std::max(deferred_->lsn_, logged.lsn);
             return Status::ok();
         }
-        return commit(lsn);
+        return commit(logged.lsn);
     }
 
     // ---- Background work: automatic checkpoints and the sweeper ----
@@ -745,14 +494,14 @@ private:
     const StoreOptions options_;
     const detail::ExpiryClock clock_;
     detail::ExpirySeen expiries_seen_;
-    // Mutable so that a read that finds an expired key can remove it.
-    mutable Map map_;
+    Map map_;
     std::unique_ptr<FileLock> lock_;
     std::unique_ptr<Durability> log_;
     StoreRecovery recovery_;
     Checkpointer checkpointer_;
+    // Reads and writes of map_ through log_; a read that finds an expired key removes it.
+    Entries entries_;
     std::atomic<bool> sweeps_paused_{false};
-    mutable std::atomic<std::uint64_t> expired_{0};
     // The calling thread's innermost DeferredCommits scope, for any store.
     static inline thread_local DeferredCommits* deferred_ = nullptr;
     // Last, so that it stops before anything its task uses is destroyed.

@@ -30,7 +30,7 @@ public:
         }
         bool live = false;
         locked_->visit(key, [&](const auto& stored) {
-            if (expired_at(stored, now_)) return;
+            if (detail::deadline_passed(Values::expiry(stored), now_)) return;
             live = true;
             const auto& value = Values::value(stored);
             if constexpr (std::is_same_v<V, std::string>) {
@@ -55,7 +55,7 @@ public:
     /// nothing, if the key or value is over the store's size limits.
     template <class Q, class M>
     Status put(const Q& key, const M& value, std::optional<TimePoint> expiry = std::nullopt) {
-        if (Status status = store_.check_sizes(key, &value); !status) return status;
+        if (Status status = store_.entries_.check_sizes(key, &value); !status) return status;
         const Expiry at = expiry ? detail::expiry_of(*expiry) : kNoExpiry;
         if (detail::deadline_passed(at, now_)) {
             erase(key);

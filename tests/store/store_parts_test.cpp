@@ -1,5 +1,6 @@
 // The parts a Store is made of, each on its own: Recovery, Checkpointer,
-// BackgroundWorker, the expiry clock and the Durability policy contract.
+// LoggedMap, BackgroundWorker, the expiry clock and the Durability policy
+// contract.
 #include "catch.hpp"
 #include "fault_file_system.hpp"
 
@@ -7,9 +8,11 @@
 #include <kvstore/detail/background_worker.hpp>
 #include <kvstore/detail/checkpointer.hpp>
 #include <kvstore/detail/expiring_value.hpp>
+#include <kvstore/detail/logged_map.hpp>
 #include <kvstore/detail/store_directory.hpp>
 #include <kvstore/detail/store_recovery.hpp>
 #include <kvstore/durability.hpp>
+#include <kvstore/log_files.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -99,7 +102,175 @@ struct CheckpointerUnderNone {
     std::unique_ptr<None> log;
 };
 
+// A LoggedMap of strings over a SyncWAL in kDir (or None), its clock at kNow.
+template <class Log>
+struct LoggedStrings {
+    using CopyCursor = std::conditional_t<Log::kKeepsRecords, detail::NullShardCopyCursor, detail::ShardCopyCursor>;
+
+    LoggedStrings() {
+        REQUIRE(fs.create_dir(kDir, 0700));
+        options.log.file_system = &fs;
+        options.max_key_size = 8;
+        options.max_value_size = 16;
+        RecoveryReport report;
+        REQUIRE(Log::open(kDir, options.log, 1, [](const LogRecord&) { return Status::ok(); }, report, log));
+    }
+
+    FaultFileSystem fs;
+    StoreOptions options;
+    std::unique_ptr<Log> log;
+    CopyCursor cursor;
+    const detail::ExpiryClock clock{[] { return *detail::time_point_of(kNow); }};
+    detail::ExpirySeen seen;
+    StringMap map;
+    detail::LoggedMap<std::string, std::string, StringMap, Log, CopyCursor> entries{map, log, cursor, clock, seen,
+                                                                                    options};
+};
+
+// Every operation in the log of kDir, as "lsn type key=value@expiry".
+std::vector<std::string> logged_operations(FaultFileSystem& fs) {
+    std::vector<std::string> found;
+    RecoveryReport report;
+    REQUIRE(read_log_files(
+        fs, kDir, 1, RecoveryMode::kAbsoluteConsistency,
+        [&](const LogRecord& record) {
+            return for_each_operation(record, [&](const LogOperation& op) {
+                found.push_back(std::to_string(record.lsn) + " " + std::to_string(static_cast<int>(op.type)) + " " +
+                                std::string(op.key) + "=" + std::string(op.value) + "@" + std::to_string(op.expiry));
+            });
+        },
+        report));
+    return found;
+}
+
 }  // namespace
+
+TEST_CASE("LoggedMap logs each change it applies, in order, and hands back the record's LSN uncommitted",
+          "[store][parts][logged-map]") {
+    LoggedStrings<SyncWAL> under_sync;
+    auto& [fs, options, log, cursor, clock, seen, map, entries] = under_sync;
+    detail::Logged logged = entries.put(std::string("a"), std::string("1"), kNoExpiry);
+    REQUIRE(logged.status);
+    CHECK(logged.lsn == 1);
+    CHECK(log->stats().durable_lsn == 0);
+
+    bool inserted = true;
+    logged = entries.put_if_absent(std::string("a"), std::string("2"), kNoExpiry, inserted);
+    CHECK_FALSE(inserted);
+    CHECK(logged.lsn == 0);
+    logged = entries.put_if_absent(std::string("b"), std::string("2"), kNow + 5, inserted);
+    CHECK(inserted);
+    CHECK(logged.lsn == 2);
+    CHECK(seen.any());
+
+    logged = entries.change_live(std::string("a"), [](const auto& value, Expiry, auto&& store_value) {
+        CHECK(std::string(value) == "1");
+        CHECK(store_value(std::string("10"), kNoExpiry));
+    });
+    CHECK(logged.lsn == 3);
+    bool erased = false;
+    CHECK(entries.erase(std::string("b"), &erased).lsn == 4);
+    CHECK(erased);
+    CHECK(entries.erase(std::string("missing"), &erased).lsn == 0);
+    CHECK_FALSE(erased);
+    CHECK(entries.write_entries({"c", "a"}, {std::string("3"), std::nullopt}, {kNoExpiry, kNoExpiry}).lsn == 5);
+    CHECK(value_in(map, "c") == "3");
+    CHECK_FALSE(value_in(map, "a"));
+
+    int staged = 0;
+    const std::vector<std::string> staged_keys{"c"};
+    const auto declines = [&](auto&) { return ++staged == 0; };
+    CHECK(entries.write_locked({"c"}, declines, staged_keys, {std::string("4")}, {kNoExpiry}).lsn == 0);
+    CHECK(staged == 1);
+    CHECK(value_in(map, "c") == "3");
+    CHECK(entries.clear().lsn == 6);
+    CHECK(map.size() == 0);
+    REQUIRE(log->close());
+    CHECK(logged_operations(fs) == std::vector<std::string>{
+                                       "1 1 a=1@0", "2 2 b=2@" + std::to_string(kNow + 5), "3 1 a=10@0", "4 3 b=@0",
+                                       "5 1 c=3@0", "5 3 a=@0", "6 4 =@0"});
+}
+
+TEST_CASE("LoggedMap hides an expired entry, and a read or sweep that finds it removes it unlogged",
+          "[store][parts][logged-map]") {
+    LoggedStrings<SyncWAL> under_sync;
+    auto& [fs, options, log, cursor, clock, seen, map, entries] = under_sync;
+    REQUIRE(entries.put(std::string("old"), std::string("1"), kNow - 1).status);
+    REQUIRE(entries.put(std::string("older"), std::string("2"), kNow - 2).status);
+    REQUIRE(entries.put(std::string("live"), std::string("3"), kNow + 1).status);
+    CHECK(map.size() == 3);
+
+    int reads = 0;
+    CHECK_FALSE(entries.read_live(std::string("old"), [&](const auto&, Expiry) { ++reads; }));
+    CHECK(reads == 0);
+    CHECK(entries.expired_count() == 1);
+    CHECK(map.size() == 2);
+    std::vector<std::string> listed;
+    for (std::size_t shard = 0; shard < map.shard_count(); ++shard)
+        entries.for_each_in_shard(shard, [&](const auto& key, const auto&) { listed.emplace_back(key); });
+    CHECK(listed == std::vector<std::string>{"live"});
+    bool changed = false;
+    CHECK(entries.change_live(std::string("older"), [&](const auto&, Expiry, auto&&) { changed = true; }).lsn == 0);
+    CHECK_FALSE(changed);
+
+    CHECK(entries.remove_expired() == 1);
+    CHECK(entries.expired_count() == 2);
+    CHECK(map.size() == 1);
+    bool inserted = false;
+    CHECK(entries.put_if_absent(std::string("live"), std::string("4"), kNoExpiry, inserted).lsn == 0);
+    CHECK_FALSE(inserted);
+    REQUIRE(log->close());
+    CHECK(logged_operations(fs).size() == 3);
+}
+
+TEST_CASE("LoggedMap changes nothing once the log refuses appends", "[store][parts][logged-map]") {
+    LoggedStrings<SyncWAL> under_sync;
+    auto& [fs, options, log, cursor, clock, seen, map, entries] = under_sync;
+    REQUIRE(entries.put(std::string("kept"), std::string("1"), kNoExpiry).status);
+    fs.inject("write", EIO);
+    const detail::Logged failing = entries.put(std::string("lost"), std::string("2"), kNoExpiry);
+    REQUIRE(failing.status);
+    CHECK_FALSE(log->commit(failing.lsn));
+
+    CHECK_FALSE(entries.put(std::string("new"), std::string("3"), kNoExpiry).status);
+    bool inserted = true;
+    CHECK_FALSE(entries.put_if_absent(std::string("new"), std::string("3"), kNoExpiry, inserted).status);
+    CHECK_FALSE(inserted);
+    bool erased = true;
+    CHECK_FALSE(entries.erase(std::string("kept"), &erased).status);
+    CHECK_FALSE(erased);
+    CHECK_FALSE(entries.change_live(std::string("kept"), [](const auto&, Expiry, auto&& store_value) {
+                    CHECK_FALSE(store_value(std::string("changed"), kNoExpiry));
+                }).status);
+    CHECK_FALSE(entries.write_entries({"kept"}, {std::nullopt}, {kNoExpiry}).status);
+    CHECK_FALSE(entries.clear().status);
+    CHECK_FALSE(value_in(map, "new"));
+    CHECK(value_in(map, "kept") == "1");
+    CHECK(map.size() == 2);
+}
+
+TEST_CASE("LoggedMap under None logs nothing, and names the limit a key or value exceeds",
+          "[store][parts][logged-map]") {
+    LoggedStrings<None> under_none;
+    auto& [fs, options, log, cursor, clock, seen, map, entries] = under_none;
+    const detail::Logged logged = entries.put(std::string("a"), std::string("1"), kNoExpiry);
+    CHECK(logged.status);
+    CHECK(logged.lsn == 0);
+    CHECK(value_in(map, "a") == "1");
+    CHECK(entries.clear().lsn == 0);
+    CHECK(map.size() == 0);
+
+    const std::string long_key(9, 'k');
+    const std::string long_value(17, 'v');
+    CHECK(entries.check_sizes(std::string("key"), &long_value).to_string().find("value of 17 bytes exceeds "
+                                                                                 "max_value_size 16") !=
+          std::string::npos);
+    CHECK(entries.check_sizes(long_key, static_cast<const std::string*>(nullptr))
+              .to_string()
+              .find("key of 9 bytes exceeds max_key_size 8") != std::string::npos);
+    const std::string fitting_value(16, 'v');
+    CHECK(entries.check_sizes(std::string("key"), &fitting_value));
+}
 
 TEST_CASE("Recovery loads a snapshot, leaving out expired entries, then replays the log after it",
           "[store][parts][recovery]") {
