@@ -72,7 +72,7 @@ const char* decode_log_payload(const LogRecord& record, Visit&& visit) {
 template <class Apply>
 Status read_log_files(FileSystem& fs, const std::string& dir, Lsn from, RecoveryMode mode, Apply&& apply,
                       RecoveryReport& report) {
-    return detail::log::replay_log(fs, dir, from, mode, false, std::forward<Apply>(apply), report);
+    return detail::log::replay_log(fs, dir, from, mode, std::forward<Apply>(apply), report);
 }
 
 }  // namespace kvstore

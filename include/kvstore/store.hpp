@@ -21,11 +21,8 @@
 // background sweeper. Neither logs the removal: the key's own record already
 // says when it ends, and replaying it after that time removes the key.
 //
-// Why this header is over 600 lines: about half of it is the documented
-// public interface; the rest is the write path (each call's log record built
-// and appended inside the map's critical section), which shares every lock
-// and member with it. Recovery, checkpoints, the directory, background work,
-// transactions, deferred commits and replication live in their own headers.
+// The Store is a facade: reads and writes go through detail/logged_map.hpp,
+// which applies and logs them; the Store checks sizes and commits.
 #pragma once
 
 #include <kvstore/codec.hpp>

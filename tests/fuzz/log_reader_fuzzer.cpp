@@ -5,6 +5,7 @@
 // same records.
 #include "fault_file_system.hpp"
 
+#include <kvstore/detail/log_repair.hpp>
 #include <kvstore/detail/log_replay.hpp>
 #include <kvstore/durability.hpp>
 
@@ -31,15 +32,18 @@ Status replay(test::FaultFileSystem& fs, RecoveryMode mode, bool repair, std::ui
     RecoveryReport report;
     Lsn previous = 0;
     records = 0;
-    return wal::replay_log(
-        fs, kDir, 0, mode, repair,
+    wal::RepairPlan plan;
+    const Status replayed = wal::replay_log(
+        fs, kDir, 0, mode,
         [&](const LogRecord& record) {
             require(record.lsn > previous, "records out of LSN order");
             previous = record.lsn;
             ++records;
             return for_each_operation(record, [](const LogOperation&) {});
         },
-        report);
+        report, {}, &plan);
+    if (!replayed || !repair) return replayed;
+    return wal::repair_log(fs, kDir, plan, report, 0600);
 }
 
 // The segment is named after the LSN its header gives (when it gives a

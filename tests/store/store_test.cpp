@@ -574,7 +574,7 @@ TEST_CASE("Acknowledged writes cut from an older segment at a record boundary ar
     std::vector<std::uint64_t> offsets;
     RecoveryReport read;
     REQUIRE(detail::log::replay_log(
-        fixture.fs, kDir, 1, RecoveryMode::kAbsoluteConsistency, false,
+        fixture.fs, kDir, 1, RecoveryMode::kAbsoluteConsistency,
         [&](const LogRecord& record) {
             offsets.push_back(record.offset);
             return Status::ok();

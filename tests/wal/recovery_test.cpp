@@ -31,7 +31,7 @@ std::vector<std::uint64_t> write_log(FaultFileSystem& fs) {
     std::vector<std::uint64_t> offsets;
     RecoveryReport report;
     REQUIRE(wal::replay_log(
-        fs, kLogDir, 0, RecoveryMode::kAbsoluteConsistency, false,
+        fs, kLogDir, 0, RecoveryMode::kAbsoluteConsistency,
         [&](const LogRecord& record) {
             offsets.push_back(record.offset);
             return Status::ok();
@@ -354,7 +354,7 @@ TEST_CASE("A batch cut anywhere is applied whole or not at all", "[wal][recovery
     std::uint64_t batch_offset = 0;
     RecoveryReport report;
     REQUIRE(wal::replay_log(
-        pristine, kLogDir, 2, RecoveryMode::kAbsoluteConsistency, false,
+        pristine, kLogDir, 2, RecoveryMode::kAbsoluteConsistency,
         [&](const LogRecord& record) {
             batch_offset = record.offset;
             return Status::ok();
@@ -407,7 +407,7 @@ TEST_CASE("A mapped segment's payloads outlive the replay while their owner is k
         std::shared_ptr<const void> owner;
         RecoveryReport report;
         REQUIRE(wal::replay_log(
-            fs, kLogDir, 0, RecoveryMode::kAbsoluteConsistency, false,
+            fs, kLogDir, 0, RecoveryMode::kAbsoluteConsistency,
             [&](const LogRecord& record) {
                 CHECK((record.payload_owner != nullptr) == mapped);
                 if (record.payload_owner != nullptr) owner = *record.payload_owner;
@@ -512,7 +512,7 @@ TEST_CASE("A log that starts after the LSN its snapshot needs is refused", "[wal
         CAPTURE(from);
         RecoveryReport report;
         const Status status = wal::replay_log(
-            fs, kLogDir, from, RecoveryMode::kTolerateTornTail, false, [](const LogRecord&) { return Status::ok(); },
+            fs, kLogDir, from, RecoveryMode::kTolerateTornTail, [](const LogRecord&) { return Status::ok(); },
             report);
         CHECK(status.code() == StatusCode::kCorruption);
         CHECK(mentions(status, "are missing"));

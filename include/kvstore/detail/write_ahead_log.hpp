@@ -31,6 +31,7 @@
 
 #include <kvstore/detail/gradual_remove.hpp>
 #include <kvstore/detail/log_record.hpp>
+#include <kvstore/detail/log_repair.hpp>
 #include <kvstore/detail/log_replay.hpp>
 #include <kvstore/detail/shard_lock.hpp>
 #include <kvstore/log_options.hpp>
@@ -189,10 +190,12 @@ protected:
                            Apply&& apply, RecoveryReport& report, std::unique_ptr<Log>& log) {
         FileSystem& fs = file_system_or_default(options.file_system);
         if (Status status = fs.create_dir(dir, options.dir_mode); !status) return status;
-        if (Status status = log::replay_log(fs, dir, from_lsn, options.recovery_mode, true, apply, report,
-                                            options.on_replay_progress, options.file_mode);
+        log::RepairPlan repairs;
+        if (Status status = log::replay_log(fs, dir, from_lsn, options.recovery_mode, apply, report,
+                                            options.on_replay_progress, &repairs);
             !status)
             return status;
+        if (Status status = log::repair_log(fs, dir, repairs, report, options.file_mode); !status) return status;
         const Lsn last = std::max({report.last_lsn, report.highest_set_aside_lsn, from_lsn == 0 ? 0 : from_lsn - 1});
         // The segment a clean close left, header only, is started again
         // with its flag.
