@@ -105,7 +105,7 @@ struct CheckpointerUnderNone {
 // A LoggedMap of strings over a SyncWAL in kDir (or None), its clock at kNow.
 template <class Log>
 struct LoggedStrings {
-    using CopyCursor = std::conditional_t<Log::kKeepsRecords, detail::NullShardCopyCursor, detail::ShardCopyCursor>;
+    using CopyCursor = typename detail::Checkpointer<std::string, std::string, StringMap, Log>::CopyCursor;
 
     LoggedStrings() {
         REQUIRE(fs.create_dir(kDir, 0700));

@@ -8,6 +8,8 @@
 #include <kvstore/detail/log_repair.hpp>
 #include <kvstore/detail/log_replay.hpp>
 
+#include <algorithm>
+#include <cerrno>
 #include <map>
 #include <string>
 #include <vector>
@@ -138,8 +140,12 @@ TEST_CASE("DamagePolicy on missing LSNs and on a record with an unexpected LSN",
     CHECK(point_in_time.missing_lsns(kPath, 1000, why, failure) == Verdict::kStop);
     REQUIRE(report.dropped.size() == 1);
     CHECK(report.dropped[0].bytes == 1000);
+    CHECK(report.truncated);
+    CHECK(point_in_time.unexpected_lsn(kPath, 40, why, false, false, failure) == Verdict::kFail);
+    CHECK(failure.code() == StatusCode::kCorruption);
 
     RecoveryReport skipped;
+    failure = Status::ok();
     wal::DamagePolicy skip(RecoveryMode::kSkipBadRecords, skipped);
     CHECK(skip.missing_lsns(kPath, 1000, why, failure) == Verdict::kSkip);
     CHECK(skip.unexpected_lsn(kPath, 40, why, false, false, failure) == Verdict::kSkip);
@@ -183,6 +189,7 @@ TEST_CASE("replay_log changes no file and plans the repair, which repair_log car
     CHECK(fs.size_of(segment_path(6)) == wal::kFileHeaderSize);
     CHECK(report.dropped[plan.dropped[0]].reason.find("kept in " + segment_path(1) + ".damaged") != std::string::npos);
     CHECK(report.dropped[plan.dropped[1]].reason.find("kept in " + segment_path(4) + ".damaged") != std::string::npos);
+    CHECK(report.dropped[plan.dropped[2]].reason.find("kept in " + segment_path(6) + ".damaged") != std::string::npos);
 
     // The repaired log replays strictly, and the next segment says it follows LSNs set aside.
     lsns.clear();
@@ -193,6 +200,25 @@ TEST_CASE("replay_log changes no file and plans the repair, which repair_log car
     const auto repaired = files_of(fs);
     REQUIRE(wal::repair_log(fs, kLogDir, none, report, 0600));
     CHECK(files_of(fs) == repaired);
+}
+
+TEST_CASE("repair_log syncs what it set aside before it starts the next segment or cuts the damaged one",
+          "[wal][repair]") {
+    FaultFileSystem fs;
+    std::uint64_t damaged_at = 0;
+    plant_damaged_log(fs, damaged_at);
+    const std::string first = fs.contents(segment_path(1));
+    std::vector<Lsn> lsns;
+    RecoveryReport report;
+    wal::RepairPlan plan;
+    REQUIRE(replay_planning(fs, RecoveryMode::kPointInTime, lsns, report, plan));
+    fs.inject("fsync-dir", EIO);
+    CHECK_FALSE(wal::repair_log(fs, kLogDir, plan, report, 0600));
+    // Set aside (copied and renamed), but neither cut nor followed by a new segment.
+    CHECK(fs.contents(segment_path(1)) == first);
+    CHECK(fs.contents(segment_path(1) + ".damaged") == first.substr(damaged_at));
+    const std::vector<std::string> paths = fs.paths();
+    CHECK(std::find(paths.begin(), paths.end(), segment_path(6)) == paths.end());
 }
 
 TEST_CASE("repair_log cuts a torn tail, or sets aside a segment torn inside its header", "[wal][repair]") {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace kvstore::detail::log {
@@ -20,13 +21,13 @@ enum class DamageVerdict {
     kStop,        // keep what was read before the damage and read no more (the rest is cut or set aside)
 };
 
-// A damaged record, as the reader found it.
+// A damaged record, as the reader found it; it views the caller's strings.
 struct Damage {
-    const std::string& path;   // of the segment
+    std::string_view path;     // of the segment
     std::uint64_t offset;      // where the damage starts
     std::uint64_t next_valid;  // the offset of the next valid record in the segment, or its size
     std::uint64_t segment_size;
-    const std::string& why;
+    std::string_view why;
     bool newest;  // in the newest segment, where a crash during a write leaves a torn tail
 };
 
@@ -46,19 +47,21 @@ public:
         switch (mode_) {
             case RecoveryMode::kTolerateTornTail:
                 if (followed || !damage.newest) {
-                    failure = Status::corruption(damage.path, damage.offset,
-                                                 damage.why + (followed ? " (valid records follow it, so it is not a "
-                                                                          "torn tail)"
-                                                                        : " (in a segment that is not the newest)"));
+                    failure = Status::corruption(std::string(damage.path), damage.offset,
+                                                 std::string(damage.why) +
+                                                     (followed ? " (valid records follow it, so it is not a torn tail)"
+                                                               : " (in a segment that is not the newest)"));
                     return DamageVerdict::kFail;
                 }
-                return drop_rest(damage.path, damage.offset, to_end, "torn tail: " + damage.why);
+                return drop_rest(damage.path, damage.offset, to_end, "torn tail: " + std::string(damage.why));
             case RecoveryMode::kAbsoluteConsistency:
-                failure = Status::corruption(damage.path, damage.offset, damage.why);
+                failure = Status::corruption(std::string(damage.path), damage.offset, std::string(damage.why));
                 return DamageVerdict::kFail;
-            case RecoveryMode::kPointInTime: return drop_rest(damage.path, damage.offset, to_end, damage.why);
+            case RecoveryMode::kPointInTime:
+                return drop_rest(damage.path, damage.offset, to_end, std::string(damage.why));
             case RecoveryMode::kSkipBadRecords:
-                report_.dropped.push_back({damage.path, damage.offset, damage.next_valid - damage.offset, damage.why});
+                report_.dropped.push_back({std::string(damage.path), damage.offset, damage.next_valid - damage.offset,
+                                           std::string(damage.why)});
                 return followed ? DamageVerdict::kSkip : DamageVerdict::kEndSegment;
         }
         return DamageVerdict::kFail;
@@ -96,8 +99,8 @@ public:
     }
 
 private:
-    DamageVerdict drop_rest(const std::string& path, std::uint64_t offset, std::uint64_t bytes, std::string why) {
-        report_.dropped.push_back({path, offset, bytes, std::move(why)});
+    DamageVerdict drop_rest(std::string_view path, std::uint64_t offset, std::uint64_t bytes, std::string why) {
+        report_.dropped.push_back({std::string(path), offset, bytes, std::move(why)});
         report_.truncated = true;
         return DamageVerdict::kStop;
     }

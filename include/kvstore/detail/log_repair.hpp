@@ -1,7 +1,8 @@
 // repair_log: carries out the RepairPlan a replay returned, the only code
 // that changes a log's existing files after a crash. A torn tail is cut off;
 // what kPointInTime stops before is moved to "<name>.damaged" files, never
-// deleted. Read-only readers (kvstore/log_files.hpp) never include it.
+// deleted. Only opening a log calls it; read-only readers
+// (kvstore/log_files.hpp) replay without it.
 #pragma once
 
 #include <kvstore/detail/log_replay.hpp>

@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kvstore::detail::log {
@@ -28,7 +29,7 @@ struct RepairPlan {
         kSetAsideRest,  // kPointInTime: everything from `offset` in segments[0] on is set aside
     };
     Kind kind = Kind::kNone;
-    std::vector<Segment> segments;  // the segment stopped in, then every later one
+    std::vector<Segment> segments;  // the segment stopped in (all kCutTornTail uses), then every later one
     // The first byte not kept in segments[0]; below kFileHeaderSize the whole
     // segment goes, as one without a whole header would read as corrupt.
     std::uint64_t offset = 0;
@@ -185,10 +186,10 @@ Status replay_log(FileSystem& fs, const std::string& dir, Lsn from_lsn, Recovery
             if (record.lsn != last + 1) {
                 const std::string why = "record has LSN " + std::to_string(record.lsn) + " where " +
                                         std::to_string(last + 1) + " was expected";
-                Status failure;
-                if (policy.unexpected_lsn(path, record.offset, why, record.lsn <= last, after_damage, failure) ==
+                Status out_of_order;
+                if (policy.unexpected_lsn(path, record.offset, why, record.lsn <= last, after_damage, out_of_order) ==
                     DamageVerdict::kFail)
-                    return failure;
+                    return out_of_order;
             }
             after_damage = false;
             last = record.lsn;

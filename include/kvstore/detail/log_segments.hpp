@@ -5,6 +5,7 @@
 #include <kvstore/detail/log_reader.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>

@@ -195,7 +195,9 @@ protected:
                                             options.on_replay_progress, &repairs);
             !status)
             return status;
+        const auto repair_started = std::chrono::steady_clock::now();
         if (Status status = log::repair_log(fs, dir, repairs, report, options.file_mode); !status) return status;
+        report.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - repair_started).count();
         const Lsn last = std::max({report.last_lsn, report.highest_set_aside_lsn, from_lsn == 0 ? 0 : from_lsn - 1});
         // The segment a clean close left, header only, is started again
         // with its flag.
