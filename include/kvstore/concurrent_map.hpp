@@ -67,7 +67,9 @@ namespace kvstore {
 /// Construction parameters of a ConcurrentMap.
 struct MapOptions {
     /// Number of shards: a power of two from 1 to 65536, or 0 for
-    /// default_shard_count().
+    /// default_shard_count(). In a string map one shard holds at most
+    /// 4 GiB of records up to 1 KiB each (an insert past it throws
+    /// std::length_error), so a map for more needs more shards.
     std::size_t shards = 0;
     /// Entries to make room for at construction, spread over the shards.
     std::size_t initial_capacity = 0;
@@ -208,7 +210,7 @@ public:
         return with_slot_exclusive(key, [&](Shard& shard, std::uint64_t hash, Slot& slot) {
             {
                 detail::CallbackScope scope(&shard);
-                if (!pred(Layout::value(slot))) return false;
+                if (!pred(Layout::value(shard.table.memory(), slot))) return false;
             }
             shard.table.erase(hash, slot);
             shard.count.store(shard.table.size(), std::memory_order_relaxed);
@@ -339,7 +341,7 @@ public:
         for (std::size_t i = 0; i < shard_count(); ++i) {
             Shard& shard = shards_[i];
             std::unique_lock lock = write_lock(shard);
-            shard.table.reserve(per_shard, slot_hash_fn());
+            shard.table.reserve(per_shard, slot_hash_fn(shard));
         }
     }
 
@@ -397,7 +399,7 @@ public:
         const Slot* slot = shard.table.find(hash, lookup, equal_fn());
         if (slot == nullptr) return false;
         detail::CallbackScope scope(&shard);
-        std::forward<F>(f)(Layout::value(*slot));
+        std::forward<F>(f)(Layout::value(shard.table.memory(), *slot));
         return true;
     }
 
@@ -418,7 +420,9 @@ public:
         const Shard& shard = shards_[shard_index];
         std::shared_lock lock = read_lock(shard);
         detail::CallbackScope scope(&shard);
-        shard.table.for_each([&](const Slot& slot) { f(Layout::key(slot), Layout::value(slot)); });
+        shard.table.for_each([&](const Slot& slot) {
+            f(Layout::key(shard.table.memory(), slot), Layout::value(shard.table.memory(), slot));
+        });
     }
 
     /// Calls f(key_ref, V&) on every entry, one shard at a time under that
@@ -430,7 +434,7 @@ public:
             std::unique_lock lock = write_lock(shard);
             detail::CallbackScope scope(&shard);
             shard.table.for_each([&](Slot& slot) {
-                const auto& key = Layout::key(slot);
+                const auto& key = Layout::key(shard.table.memory(), slot);
                 Layout::modify(shard.table.memory(), slot, [&](V& value) { f(key, value); });
             });
         }
@@ -542,12 +546,12 @@ private:
 
     // A packed table hands out std::string_view keys; a hasher or comparison
     // that only takes a std::string gets one built for it.
-    auto slot_hash_fn() const {
-        return [this](const Slot& slot) {
+    auto slot_hash_fn(const Shard& shard) const {
+        return [this, &memory = shard.table.memory()](const Slot& slot) {
             if constexpr (std::is_invocable_v<const Hasher&, key_ref>) {
-                return hash_of(Layout::key(slot));
+                return hash_of(Layout::key(memory, slot));
             } else {
-                return hash_of(K(Layout::key(slot)));
+                return hash_of(K(Layout::key(memory, slot)));
             }
         };
     }
@@ -632,7 +636,7 @@ private:
     bool insert_or_else_locked(Shard& shard, std::uint64_t hash, const Lookup& lookup, Construct&& construct,
                                OnPresent&& on_present) {
         const auto [slot, inserted] =
-            shard.table.insert(hash, lookup, equal_fn(), slot_hash_fn(),
+            shard.table.insert(hash, lookup, equal_fn(), slot_hash_fn(shard),
                                [&](void* where) { return construct(shard, where); });
         if (inserted) {
             shard.count.store(shard.table.size(), std::memory_order_relaxed);

@@ -70,7 +70,7 @@ public:
         Shard& shard = locked_shard(hash, lookup);
         Slot* slot = shard.table.find(hash, lookup, map_.equal_fn());
         if (slot == nullptr) return false;
-        std::forward<F>(f)(Layout::value(*slot));
+        std::forward<F>(f)(Layout::value(shard.table.memory(), *slot));
         return true;
     }
 
@@ -86,7 +86,10 @@ public:
     void reserve(std::size_t count) {
         if (count == 0) return;
         const std::size_t per_shard = map_.reserve_per_shard(count);
-        for (const std::size_t index : shards()) map_.shards_[index].table.reserve(per_shard, map_.slot_hash_fn());
+        for (const std::size_t index : shards()) {
+            Shard& shard = map_.shards_[index];
+            shard.table.reserve(per_shard, map_.slot_hash_fn(shard));
+        }
     }
 
     /// Whether the key whose ConcurrentMap::key_hash is `hash` lies in

@@ -1,14 +1,15 @@
 // The open-addressing table inside one shard. Not synchronised: the owning
 // shard's lock protects it.
 //
-// Buckets of seven slots, probed linearly. A bucket begins with seven one-byte
-// tags (0 = empty, else 0x80 | seven hash bits) and one overflow counter: how
-// many entries whose home is this bucket live in a later one. A lookup reads
-// the tags of one bucket with a single 8-byte load, compares keys only where a
-// tag matches, and stops at the first bucket whose overflow counter is zero.
+// Buckets of Layout::kSlotsPerBucket slots, probed linearly. A bucket begins
+// with one one-byte tag per slot (0 = empty, else 0x80 | seven hash bits) and
+// one overflow counter: how many entries whose home is this bucket live in a
+// later one. A lookup reads the tags of one bucket with a single load (8
+// bytes for seven slots, 16 for twelve), compares keys only where a tag
+// matches, and stops at the first bucket whose overflow counter is zero.
 // Erase clears the tag and decrements the counters it passed on insert, so it
-// leaves no tombstone and lookups never slow down after churn. With pointer
-// slots a bucket is exactly one 64-byte cache line.
+// leaves no tombstone and lookups never slow down after churn. Seven 8-byte
+// slots or twelve 4-byte record references make a bucket one 64-byte line.
 #pragma once
 
 #include <kvstore/detail/bucket_array_pool.hpp>
@@ -23,24 +24,28 @@
 #include <type_traits>
 #include <utility>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace kvstore::detail {
 
-inline constexpr unsigned kSlotsPerBucket = 7;
 inline constexpr unsigned kOverflowSaturated = 0xFF;
 
-/// Set bits mark the lanes (0..6) of a bucket that satisfy a test. On
-/// little-endian targets lane i is bit 8*i+7, so lanes come out of a count of
-/// trailing zeros.
+/// Set bits mark the lanes of a bucket that satisfy a test: lane i is bit
+/// kBitsPerLane*(i+1)-1, so lanes come out of a count of trailing zeros.
+template <unsigned kBitsPerLane>
 class LaneMask {
 public:
     explicit LaneMask(std::uint64_t bits) noexcept : bits_(bits) {}
+    static std::uint64_t bit_of(unsigned lane) noexcept { return std::uint64_t{1} << (kBitsPerLane * (lane + 1) - 1); }
     bool any() const noexcept { return bits_ != 0; }
     unsigned lowest() const noexcept {
 #if defined(__GNUC__)
-        return static_cast<unsigned>(__builtin_ctzll(bits_)) >> 3;
+        return static_cast<unsigned>(__builtin_ctzll(bits_)) / kBitsPerLane;
 #else
         unsigned lane = 0;
-        while (!(bits_ >> (8 * lane + 7) & 1)) ++lane;
+        while ((bits_ & bit_of(lane)) == 0) ++lane;
         return lane;
 #endif
     }
@@ -50,8 +55,9 @@ private:
     std::uint64_t bits_;
 };
 
-/// Lanes whose tag equals `tag`; `tag == 0` finds empty lanes.
-inline LaneMask match_lanes(const std::uint8_t* tags, std::uint8_t tag) noexcept {
+/// Lanes (0..6) whose tag equals `tag` among seven tags followed by the
+/// overflow counter; `tag == 0` finds empty lanes.
+inline LaneMask<8> match_lanes(const std::uint8_t* tags, std::uint8_t tag) noexcept {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     constexpr std::uint64_t kLowBits = 0x0101010101010101ull;
     constexpr std::uint64_t kSevenBits = 0x7F7F7F7F7F7F7F7Full;
@@ -61,17 +67,38 @@ inline LaneMask match_lanes(const std::uint8_t* tags, std::uint8_t tag) noexcept
     const std::uint64_t diff = word ^ (kLowBits * tag);
     // Exact zero-byte test: the high bit of a byte ends up set iff the byte is 0.
     const std::uint64_t zero_bytes = ~(((diff & kSevenBits) + kSevenBits) | diff | kSevenBits);
-    return LaneMask(zero_bytes & kTagLanes);
+    return LaneMask<8>(zero_bytes & kTagLanes);
 #else
     std::uint64_t bits = 0;
-    for (unsigned lane = 0; lane < kSlotsPerBucket; ++lane)
-        if (tags[lane] == tag) bits |= std::uint64_t{0x80} << (8 * lane);
-    return LaneMask(bits);
+    for (unsigned lane = 0; lane < 7; ++lane)
+        if (tags[lane] == tag) bits |= LaneMask<8>::bit_of(lane);
+    return LaneMask<8>(bits);
+#endif
+}
+
+/// Lanes (0..kSlots-1) whose tag equals `tag` among kSlots tags, read
+/// with one 16-byte load. REQUIRES: 16 readable bytes at `tags`.
+template <unsigned kSlots>
+LaneMask<1> match_wide_lanes(const std::uint8_t* tags, std::uint8_t tag) noexcept {
+    static_assert(kSlots <= 16);
+#if defined(__SSE2__)
+    const __m128i word = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tags));
+    const auto bits = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(word, _mm_set1_epi8(static_cast<char>(tag)))));
+    return LaneMask<1>(bits & ((1u << kSlots) - 1));
+#else
+    std::uint64_t bits = 0;
+    for (unsigned lane = 0; lane < kSlots; ++lane)
+        if (tags[lane] == tag) bits |= LaneMask<1>::bit_of(lane);
+    return LaneMask<1>(bits);
 #endif
 }
 
 template <class Layout>
 class FlatTable {
+    static constexpr unsigned kSlotsPerBucket = Layout::kSlotsPerBucket;
+    static_assert(kSlotsPerBucket == 7 || (kSlotsPerBucket > 7 && kSlotsPerBucket <= 15));
+    using Lanes = std::conditional_t<kSlotsPerBucket == 7, LaneMask<8>, LaneMask<1>>;
+
 public:
     using Slot = typename Layout::Slot;
 
@@ -100,6 +127,7 @@ public:
     std::size_t record_bytes() const noexcept { return memory_.reserved_bytes(); }
 
     typename Layout::Memory& memory() noexcept { return memory_; }
+    const typename Layout::Memory& memory() const noexcept { return memory_; }
 
     /// Where the bucket arrays come from. REQUIRES: called before the first
     /// insert or reserve, with a pool that outlives the table.
@@ -127,10 +155,10 @@ public:
         // the probe is also bounded by one lap of the table.
         for (std::size_t probed = 0; probed <= bucket_mask_; ++probed) {
             Bucket& bucket = buckets_[index];
-            for (LaneMask lanes = match_lanes(bucket.tags, tag); lanes.any(); lanes.drop_lowest()) {
+            for (Lanes lanes = match(bucket, tag); lanes.any(); lanes.drop_lowest()) {
                 Slot& slot = bucket.slot(lanes.lowest());
-                Layout::prefetch(slot);
-                if (equal(Layout::key(slot), key)) return &slot;
+                Layout::prefetch(memory_, slot);
+                if (equal(Layout::key(memory_, slot), key)) return &slot;
             }
             if (bucket.overflow == 0) return nullptr;
             index = (index + 1) & bucket_mask_;
@@ -153,7 +181,7 @@ public:
         const std::size_t home = hash & bucket_mask_;
         const std::size_t index = first_bucket_with_room(buckets_, bucket_mask_, home);
         Bucket& target = buckets_[index];
-        const unsigned lane = match_lanes(target.tags, 0).lowest();
+        const unsigned lane = match(target, 0).lowest();
         void* const where = static_cast<void*>(target.storage[lane]);
         if constexpr (std::is_same_v<decltype(construct(where)), bool>) {
             if (!std::forward<Construct>(construct)(where)) return {nullptr, false};
@@ -221,6 +249,15 @@ private:
         return &sentinel;
     }
 
+    static Lanes match(const Bucket& bucket, std::uint8_t tag) noexcept {
+        if constexpr (kSlotsPerBucket == 7) {
+            return match_lanes(bucket.tags, tag);
+        } else {
+            static_assert(sizeof(Bucket) >= 16);
+            return match_wide_lanes<kSlotsPerBucket>(bucket.tags, tag);
+        }
+    }
+
     static std::uint8_t tag_of(std::uint64_t hash) noexcept {
         // Bits 32..38: the bucket index uses the low bits and the shard the top ones.
         return static_cast<std::uint8_t>(0x80 | ((hash >> 32) & 0x7F));
@@ -230,7 +267,7 @@ private:
     /// load factor is below one, so there is one.
     static std::size_t first_bucket_with_room(const Bucket* buckets, std::size_t mask, std::size_t home) noexcept {
         std::size_t index = home;
-        while (!match_lanes(buckets[index].tags, 0).any()) index = (index + 1) & mask;
+        while (!match(buckets[index], 0).any()) index = (index + 1) & mask;
         return index;
     }
 
@@ -247,15 +284,15 @@ private:
     void visit_occupied(BucketPointer buckets, F& f) const {
         if (buckets_ == empty_bucket()) return;
         for (std::size_t index = 0; index <= bucket_mask_; ++index)
-            for (LaneMask lanes = occupied_lanes(buckets[index]); lanes.any(); lanes.drop_lowest())
+            for (Lanes lanes = occupied_lanes(buckets[index]); lanes.any(); lanes.drop_lowest())
                 f(buckets[index].slot(lanes.lowest()));
     }
 
-    static LaneMask occupied_lanes(const Bucket& bucket) noexcept {
+    static Lanes occupied_lanes(const Bucket& bucket) noexcept {
         std::uint64_t bits = 0;
         for (unsigned lane = 0; lane < kSlotsPerBucket; ++lane)
-            if (bucket.tags[lane] != 0) bits |= std::uint64_t{0x80} << (8 * lane);
-        return LaneMask(bits);
+            if (bucket.tags[lane] != 0) bits |= Lanes::bit_of(lane);
+        return Lanes(bits);
     }
 
     static std::size_t max_size_for(std::size_t buckets) noexcept {
@@ -303,7 +340,7 @@ private:
             const std::size_t home = hash & fresh_mask;
             const std::size_t index = first_bucket_with_room(fresh, fresh_mask, home);
             count_overflow(fresh, fresh_mask, home, index);
-            const unsigned lane = match_lanes(fresh[index].tags, 0).lowest();
+            const unsigned lane = match(fresh[index], 0).lowest();
             Layout::relocate(fresh[index].storage[lane], slot);
             fresh[index].tags[lane] = tag_of(hash);
         });

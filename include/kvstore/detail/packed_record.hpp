@@ -2,10 +2,10 @@
 //
 //   [varint key length][varint value length][key bytes][value bytes]
 //
-// A 16-byte key and a 100-byte value take 118 bytes, a 120-byte block of the
-// shard's record arena, where two std::string objects would take a 64-byte
-// slot plus two heap blocks. Key comparison and value copy then touch one
-// block.
+// A 16-byte key and a 100-byte value take 118 bytes, a 118-byte block of the
+// shard's record arena named by a 4-byte reference, where two std::string
+// objects would take a 64-byte slot plus two heap blocks. Key comparison and
+// value copy then touch one block.
 #pragma once
 
 #include <kvstore/detail/record_arena.hpp>
@@ -29,20 +29,31 @@ struct SplitBytes {
 
 class PackedRecord {
 public:
-    /// Allocates a record whose value is `head` followed by `tail`; throws
-    /// std::bad_alloc and leaves nothing behind.
-    static PackedRecord* create(RecordArena& arena, std::string_view key, std::string_view head,
-                                std::string_view tail = {}) {
+    /// Allocates a record whose value is `head` followed by `tail` and
+    /// returns its reference; throws std::bad_alloc and leaves nothing behind.
+    static RecordArena::Ref create(RecordArena& arena, std::string_view key, std::string_view head,
+                                   std::string_view tail = {}) {
         const std::size_t value_size = head.size() + tail.size();
-        auto* block = static_cast<unsigned char*>(arena.allocate(encoded_size(key.size(), value_size)));
+        unsigned char* block = nullptr;
+        const RecordArena::Ref ref = arena.allocate(encoded_size(key.size(), value_size), block);
         auto* out = reinterpret_cast<char*>(put_varint(put_varint(block, key.size()), value_size));
         copy(out, key);
         copy(out + key.size(), head);
         copy(out + key.size() + head.size(), tail);
-        return reinterpret_cast<PackedRecord*>(block);
+        return ref;
     }
 
-    static void destroy(RecordArena& arena, PackedRecord* record) noexcept { arena.deallocate(record, record->size()); }
+    static void destroy(RecordArena& arena, RecordArena::Ref ref) noexcept {
+        arena.deallocate(ref, at(arena, ref)->size());
+    }
+
+    /// The record `ref` names.
+    static const PackedRecord* at(const RecordArena& arena, RecordArena::Ref ref) noexcept {
+        return reinterpret_cast<const PackedRecord*>(arena.resolve(ref));
+    }
+    static PackedRecord* at(RecordArena& arena, RecordArena::Ref ref) noexcept {
+        return reinterpret_cast<PackedRecord*>(arena.resolve(ref));
+    }
 
     static std::size_t encoded_size(std::size_t key_size, std::size_t value_size) noexcept {
         return varint_size(key_size) + varint_size(value_size) + key_size + value_size;
@@ -52,8 +63,7 @@ public:
     std::string_view value() const noexcept { return decode().value; }
     std::size_t size() const noexcept {
         const Fields fields = decode();
-        return static_cast<std::size_t>(fields.value.data() + fields.value.size() -
-                                        reinterpret_cast<const char*>(bytes()));
+        return encoded_size(fields.key.size(), fields.value.size());
     }
 
     /// Overwrites the value in place when the new one has the same length,
@@ -69,8 +79,8 @@ public:
     }
 
     /// Prefetches the lines past the first so that a long value arrives while
-    /// the key is being compared.
-    void prefetch_tail() const noexcept {
+    /// the key is being compared. Always inlined, as PackedStringLayout::prefetch says why.
+    [[gnu::always_inline]] void prefetch_tail() const noexcept {
 #if defined(__GNUC__)
         __builtin_prefetch(bytes() + 64);
         __builtin_prefetch(bytes() + 127);

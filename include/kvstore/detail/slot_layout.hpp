@@ -3,10 +3,13 @@
 //
 //   InlineLayout<K, V>   the key and value objects themselves (no heap node);
 //                        callbacks see `const K&` and `const V&` / `V&`.
-//   PackedStringLayout   for std::string keys and values: a pointer to one
-//                        PackedRecord; callbacks see std::string_view, and a
-//                        mutating callback gets a std::string that is copied
-//                        back afterwards.
+//   PackedStringLayout   for std::string keys and values: the 4-byte
+//                        reference of one PackedRecord in the shard's arena;
+//                        callbacks see std::string_view, and a mutating
+//                        callback gets a std::string that is copied back
+//                        afterwards.
+//
+// A layout also says how many slots a 64-byte-aligned bucket holds.
 #pragma once
 
 #include <kvstore/detail/packed_record.hpp>
@@ -44,9 +47,10 @@ struct InlineLayout {
     using value_ref = const V&;
     using Pool = NoPool;
     using Memory = NoArena;
+    static constexpr unsigned kSlotsPerBucket = 7;
 
-    static const K& key(const Slot& slot) noexcept { return slot.key; }
-    static const V& value(const Slot& slot) noexcept { return slot.value; }
+    static const K& key(const Memory&, const Slot& slot) noexcept { return slot.key; }
+    static const V& value(const Memory&, const Slot& slot) noexcept { return slot.value; }
 
     template <class Q, class... Args>
     static void construct(Memory&, void* where, Q&& key, Args&&... args) {
@@ -67,18 +71,24 @@ struct InlineLayout {
     static decltype(auto) modify(Memory&, Slot& slot, F&& f) {
         return std::forward<F>(f)(slot.value);
     }
-    static void prefetch(const Slot&) noexcept {}
+    static void prefetch(const Memory&, const Slot&) noexcept {}
 };
 
 struct PackedStringLayout {
-    using Slot = PackedRecord*;
+    using Slot = RecordArena::Ref;
     using key_ref = std::string_view;
     using value_ref = std::string_view;
     using Pool = ChunkPool;
     using Memory = RecordArena;
+    // 12 tags, the overflow counter and 12 references: one 64-byte line.
+    static constexpr unsigned kSlotsPerBucket = 12;
 
-    static std::string_view key(const Slot& slot) noexcept { return slot->key(); }
-    static std::string_view value(const Slot& slot) noexcept { return slot->value(); }
+    static std::string_view key(const Memory& memory, const Slot& slot) noexcept {
+        return PackedRecord::at(memory, slot)->key();
+    }
+    static std::string_view value(const Memory& memory, const Slot& slot) noexcept {
+        return PackedRecord::at(memory, slot)->value();
+    }
 
     template <class Q, class... Args>
     static void construct(Memory& memory, void* where, const Q& key, Args&&... args) {
@@ -97,15 +107,16 @@ struct PackedStringLayout {
     template <class M>
     static void assign(Memory& memory, Slot& slot, const M& value) {
         const SplitBytes bytes = as_bytes(value);
-        if (slot->assign_same_size(bytes.head, bytes.tail)) return;
-        PackedRecord* replacement = PackedRecord::create(memory, slot->key(), bytes.head, bytes.tail);
+        PackedRecord* record = PackedRecord::at(memory, slot);
+        if (record->assign_same_size(bytes.head, bytes.tail)) return;
+        const Slot replacement = PackedRecord::create(memory, record->key(), bytes.head, bytes.tail);
         PackedRecord::destroy(memory, slot);
         slot = replacement;
     }
     /// `f` works on a copy; if it throws, the stored value is unchanged.
     template <class F>
     static decltype(auto) modify(Memory& memory, Slot& slot, F&& f) {
-        std::string value(slot->value());
+        std::string value(PackedRecord::at(memory, slot)->value());
         if constexpr (std::is_void_v<std::invoke_result_t<F, std::string&>>) {
             std::forward<F>(f)(value);
             assign(memory, slot, value);
@@ -115,7 +126,11 @@ struct PackedStringLayout {
             return result;
         }
     }
-    static void prefetch(const Slot& slot) noexcept { slot->prefetch_tail(); }
+    // Inlined early on purpose: GCC judges a function that only prefetches to
+    // have no effect, and drops calls to it that it has not inlined yet.
+    [[gnu::always_inline]] static void prefetch(const Memory& memory, const Slot& slot) noexcept {
+        PackedRecord::at(memory, slot)->prefetch_tail();
+    }
 
 private:
     template <class M>
