@@ -39,6 +39,7 @@
 // LockedKeys and BulkInserter have headers of their own.
 #pragma once
 
+#include <kvstore/detail/built_entry.hpp>
 #include <kvstore/detail/flat_table.hpp>
 #include <kvstore/detail/reentry_check.hpp>
 #include <kvstore/detail/shard_lock.hpp>
@@ -73,6 +74,10 @@ struct MapOptions {
     std::size_t shards = 0;
     /// Entries to make room for at construction, spread over the shards.
     std::size_t initial_capacity = 0;
+    /// In a string map, the bytes of records up to 1 KiB one shard may
+    /// hold, checked as it takes memory in spans of 4 to 64 KiB; an insert
+    /// past it throws std::length_error. At most (and by default) 4 GiB.
+    std::uint64_t max_pooled_bytes_per_shard = std::uint64_t{4} << 30;
 };
 
 /// A snapshot of one shard, or of the whole map.
@@ -180,22 +185,52 @@ public:
         return insert_or_assign_locked(shard, hash, lookup, std::forward<Q>(key), std::forward<M>(value));
     }
 
-    /// As insert_or_assign, but first calls admit() -> bool under the
-    /// shard's exclusive lock, and changes nothing if it returns false: a
-    /// caller can make the write conditional on something done in the same
-    /// critical section (a store appends its log record there). Returns true
-    /// iff inserted.
+    /// As insert_or_assign, but calls admit() -> bool under the shard's
+    /// exclusive lock once the entry is built and the shard has room for it,
+    /// and changes nothing if it returns false: a caller can make the write
+    /// conditional on something done in the same critical section (a store
+    /// appends its log record there). If building the entry throws (memory,
+    /// a shard's limit), admit is not called and nothing changes. Returns
+    /// true iff inserted.
     template <class Q, class M, class Admit>
-    bool insert_or_assign_if(Q&& key, M&& value, Admit&& admit) {
+    bool insert_or_assign_if(const Q& key, M&& value, Admit&& admit) {
         const auto& lookup = lookup_key(key);
         const std::uint64_t hash = hash_of(lookup);
         Shard& shard = shard_for(hash);
         std::unique_lock lock = write_lock(shard, hash);
-        {
-            detail::CallbackScope scope(&shard);
-            if (!std::forward<Admit>(admit)()) return false;
+        detail::BuiltEntry<Layout> entry(shard.table.memory());
+        entry.build(key, std::forward<M>(value));
+        return store_built(shard, hash, lookup, entry, admit).inserted;
+    }
+
+    /// Calls decide(current, write) under the key's exclusive lock: `current`
+    /// points to the key's value (a value_ref), or is null if the key is
+    /// absent. decide may call write(value, admit) once, after which
+    /// `current` is not to be read: write builds the entry key -> value
+    /// (making room for it), then calls admit() -> bool and stores the entry
+    /// only if that returns true, and returns whether it stored. If building
+    /// throws, admit is not called and nothing changes; if admit declines or
+    /// throws, the entry built is thrown away. Returns what decide returns.
+    template <class Q, class Decide>
+    decltype(auto) decide_write(const Q& key, Decide&& decide) {
+        const auto& lookup = lookup_key(key);
+        const std::uint64_t hash = hash_of(lookup);
+        Shard& shard = shard_for(hash);
+        std::unique_lock lock = write_lock(shard, hash);
+        const Slot* slot = shard.table.find(hash, lookup, equal_fn());
+        auto write = [&](auto&& value, auto&& admit) {
+            detail::BuiltEntry<Layout> entry(shard.table.memory());
+            entry.build(key, std::forward<decltype(value)>(value));
+            return store_built(shard, hash, lookup, entry, admit).stored;
+        };
+        detail::CallbackScope scope(&shard);
+        if constexpr (std::is_reference_v<value_ref>) {
+            return std::forward<Decide>(decide)(slot ? &Layout::value(shard.table.memory(), *slot) : nullptr, write);
+        } else {
+            std::optional<value_ref> view;
+            if (slot != nullptr) view.emplace(Layout::value(shard.table.memory(), *slot));
+            return std::forward<Decide>(decide)(view ? &*view : nullptr, write);
         }
-        return insert_or_assign_locked(shard, hash, lookup, std::forward<Q>(key), std::forward<M>(value));
     }
 
     /// Removes the key. Returns true iff it was present.
@@ -260,6 +295,8 @@ public:
     class LockedKeys;
     // Fills the map from one thread, a shard's lock held across keys (kvstore/bulk_inserter.hpp).
     class BulkInserter;
+    // Changes to locked keys built first and stored later, all at once (kvstore/staged_writes.hpp).
+    class StagedWrites;
 
     /// Locks the shards of every key in `keys` exclusively, in shard order
     /// (so that concurrent callers cannot deadlock), calls f(LockedKeys&)
@@ -514,6 +551,7 @@ private:
         shards_ = std::make_unique<Shard[]>(shards);
         for (std::size_t i = 0; i < shards; ++i) {
             shards_[i].table.memory().use_pool(record_pool_);
+            shards_[i].table.memory().limit_pooled_bytes(options.max_pooled_bytes_per_shard);
             shards_[i].table.use_bucket_pool(bucket_pool_);
         }
         reserve(options.initial_capacity);
@@ -631,6 +669,32 @@ private:
             [&](Shard& owner, Slot& slot) { Layout::assign(owner.table.memory(), slot, std::forward<M>(value)); });
     }
 
+    struct Stored {
+        bool stored;    // the entry is in the table
+        bool inserted;  // as a new key
+    };
+
+    /// Stores `entry` (built for the key `lookup`, hashing to `hash`) if
+    /// admit() returns true, called once the shard has room for it; with
+    /// the shard locked exclusively.
+    template <class Lookup, class Admit>
+    Stored store_built(Shard& shard, std::uint64_t hash, const Lookup& lookup, detail::BuiltEntry<Layout>& entry,
+                       Admit& admit) {
+        bool admitted = false;
+        const bool inserted = insert_or_else_locked(
+            shard, hash, lookup,
+            [&](Shard&, void* where) {
+                admitted = admit();
+                if (admitted) entry.place(where);
+                return admitted;
+            },
+            [&](Shard&, Slot& slot) {
+                admitted = admit();
+                if (admitted) entry.replace(slot);
+            });
+        return {admitted, inserted};
+    }
+
     /// insert_or_else, with the shard already locked exclusively.
     template <class Lookup, class Construct, class OnPresent>
     bool insert_or_else_locked(Shard& shard, std::uint64_t hash, const Lookup& lookup, Construct&& construct,
@@ -674,3 +738,4 @@ private:
 
 #include <kvstore/bulk_inserter.hpp>
 #include <kvstore/locked_keys.hpp>
+#include <kvstore/staged_writes.hpp>

@@ -117,6 +117,7 @@ public:
 
 private:
     friend class ConcurrentMap;
+    friend class StagedWrites;
     LockedKeys(ConcurrentMap& map, const std::vector<std::size_t>& shards)
         : LockedKeys(map, shards.data(), shards.data() + shards.size()) {}
     LockedKeys(ConcurrentMap& map, const std::size_t* first, const std::size_t* last)

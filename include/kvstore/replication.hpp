@@ -68,36 +68,39 @@ Status Store<K, V, Durability, Hasher, KeyEqual>::export_snapshot(const std::fun
 template <class K, class V, class Durability, class Hasher, class KeyEqual>
 Status Store<K, V, Durability, Hasher, KeyEqual>::import_snapshot(const std::function<Status(std::string&)>& source) {
     std::lock_guard<std::mutex> one_at_a_time(checkpointer_.mutex());
-    return checkpointer_.import_snapshot(*log_, source);
+    return detail::no_room_as_status([&] { return "import_snapshot into " + files_.path(); }, "the store is as it was",
+                                     [&] { return checkpointer_.import_snapshot(*log_, source); });
 }
 
 template <class K, class V, class Durability, class Hasher, class KeyEqual>
 Status Store<K, V, Durability, Hasher, KeyEqual>::apply_replicated(const LogRecord& record) {
-    if (record.type == LogRecordType::kClear) return clear();
-    std::vector<K> keys;
-    std::vector<std::optional<V>> values;
-    std::vector<Expiry> expiries;
-    const Expiry now = clock_.now();
-    bool decoded = true;
-    bool holds_clear = false;
-    Status parsed = for_each_operation(record, [&](const LogOperation& op) {
-        if (op.type == LogRecordType::kClear) holds_clear = true;
-        K key{};
-        if (!Codec<K>::decode(op.key, key)) decoded = false;
-        const bool live_put = (op.type == LogRecordType::kPut || op.type == LogRecordType::kPutExpiring) &&
-                              (op.expiry == kNoExpiry || op.expiry > now);
-        std::optional<V> value;
-        if (live_put && !Codec<V>::decode(op.value, value.emplace())) decoded = false;
-        keys.push_back(std::move(key));
-        values.push_back(std::move(value));
-        expiries.push_back(live_put ? op.expiry : kNoExpiry);
+    return refused_for_room([&] {
+        if (record.type == LogRecordType::kClear) return clear();
+        std::vector<K> keys;
+        std::vector<std::optional<V>> values;
+        std::vector<Expiry> expiries;
+        const Expiry now = clock_.now();
+        bool decoded = true;
+        bool holds_clear = false;
+        Status parsed = for_each_operation(record, [&](const LogOperation& op) {
+            if (op.type == LogRecordType::kClear) holds_clear = true;
+            K key{};
+            if (!Codec<K>::decode(op.key, key)) decoded = false;
+            const bool live_put = (op.type == LogRecordType::kPut || op.type == LogRecordType::kPutExpiring) &&
+                                  (op.expiry == kNoExpiry || op.expiry > now);
+            std::optional<V> value;
+            if (live_put && !Codec<V>::decode(op.value, value.emplace())) decoded = false;
+            keys.push_back(std::move(key));
+            values.push_back(std::move(value));
+            expiries.push_back(live_put ? op.expiry : kNoExpiry);
+        });
+        if (!parsed) return parsed;
+        if (holds_clear)
+            return Status::invalid_argument("apply_replicated: record " + std::to_string(record.lsn) +
+                                            " is a batch holding a clear, which no Store writes");
+        if (!decoded) return detail::undecodable(files_.path(), "entry", record.lsn);
+        return write_entries(keys, values, expiries);
     });
-    if (!parsed) return parsed;
-    if (holds_clear)
-        return Status::invalid_argument("apply_replicated: record " + std::to_string(record.lsn) +
-                                        " is a batch holding a clear, which no Store writes");
-    if (!decoded) return detail::undecodable(files_.path(), "entry", record.lsn);
-    return write_entries(keys, values, expiries);
 }
 
 }  // namespace kvstore

@@ -20,6 +20,7 @@ enum class StatusCode {
     kBusy,             ///< another owner holds the resource (a locked directory)
     kFailed,           ///< the log failed earlier; the message is that first error
     kCompacted,        ///< the log records asked for were replaced by a snapshot and deleted
+    kNoRoom,           ///< memory ran out, or a limit was reached; the message names the option that raises it
 };
 
 /// Returns a short name for `code` ("ok", "I/O error", ...).
@@ -39,6 +40,8 @@ inline const char* to_string(StatusCode code) noexcept {
         return "compacted";
     case StatusCode::kFailed:
         return "log failed";
+    case StatusCode::kNoRoom:
+        return "no room";
     }
     return "unknown";
 }
@@ -69,6 +72,9 @@ public:
     static Status busy(std::string message) { return Status(StatusCode::kBusy, std::move(message), 0); }
     /// kCompacted: `message` names the records a snapshot replaced.
     static Status compacted(std::string message) { return Status(StatusCode::kCompacted, std::move(message), 0); }
+    /// Memory or a limit ran out; `message` says which, and what raises it.
+    static Status no_room(std::string message) { return Status(StatusCode::kNoRoom, std::move(message), 0); }
+
     /// A later operation on a log that failed with `cause`.
     static Status failed(const Status& cause) {
         return Status(StatusCode::kFailed, "the log stopped accepting writes after: " + cause.message(),

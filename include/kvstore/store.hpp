@@ -32,6 +32,7 @@
 #include <kvstore/detail/encoded.hpp>
 #include <kvstore/detail/expiring_value.hpp>
 #include <kvstore/detail/logged_map.hpp>
+#include <kvstore/detail/no_room.hpp>
 #include <kvstore/detail/store_directory.hpp>
 #include <kvstore/detail/store_recovery.hpp>
 #include <kvstore/durability.hpp>
@@ -44,9 +45,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -79,13 +83,27 @@ public:
     /// its snapshot or log is damaged beyond what the recovery mode allows.
     static Status open(const std::string& dir, const StoreOptions& options, std::unique_ptr<Store>& store,
                        StoreRecovery* recovery = nullptr) {
-        FileSystem& fs = file_system_or_default(options.log.file_system);
-        std::unique_ptr<Store> opened(new Store(fs, dir, options));
-        if (Status status = opened->recover(opened->recovery_); !status) return status;
-        if (recovery != nullptr) *recovery = opened->recovery_;
-        opened->start_background();
-        store = std::move(opened);
-        return Status::ok();
+        // Whatever is thrown here (memory, a map limit, a thread that cannot
+        // start, shards that are not a power of two) ends as a Status: the
+        // files are as they were, and the caller decides.
+        try {
+            FileSystem& fs = file_system_or_default(options.log.file_system);
+            std::unique_ptr<Store> opened(new Store(fs, dir, options));
+            if (Status status = opened->recover(opened->recovery_); !status) return status;
+            if (recovery != nullptr) *recovery = opened->recovery_;
+            opened->start_background();
+            store = std::move(opened);
+            return Status::ok();
+        } catch (const std::invalid_argument& error) {
+            return Status::invalid_argument("opening the store in " + dir + ": " + error.what());
+        } catch (const std::length_error& error) {
+            return Status::no_room("opening the store in " + dir + ": " + error.what());
+        } catch (const std::bad_alloc&) {
+            return Status::no_room("opening the store in " + dir + ": out of memory (std::bad_alloc)");
+        } catch (const std::system_error& error) {
+            return Status::io_error(std::string("opening the store (") + error.what() + ")", dir,
+                                    error.code().value());
+        }
     }
 
     /// Sets `key` to `value`, without an expiry (removing one it had);
@@ -106,7 +124,7 @@ public:
     template <class Q>
     Status erase(const Q& key, bool* erased = nullptr) {
         if (Status status = entries_.check_sizes(key, static_cast<const V*>(nullptr)); !status) return status;
-        return commit_logged(entries_.erase(key, erased));
+        return write_logged([&] { return entries_.erase(key, erased); });
     }
 
     /// Sets `key` to `value` only if it is absent (or expired); `inserted`
@@ -200,13 +218,15 @@ public:
     /// Applies every put and erase of `batch` as one: one log record, and
     /// the shards of all its keys locked together while it is applied.
     Status write(const WriteBatch<K, V>& batch) {
-        std::vector<Expiry> expiries(batch.size(), kNoExpiry);
-        for (std::size_t i = 0; i < batch.size(); ++i) {
-            if (const auto& ttl = batch.ttls()[i]) {
-                if (Status status = clock_.expiry_after(*ttl, expiries[i]); !status) return status;
+        return refused_for_room([&] {
+            std::vector<Expiry> expiries(batch.size(), kNoExpiry);
+            for (std::size_t i = 0; i < batch.size(); ++i) {
+                if (const auto& ttl = batch.ttls()[i]) {
+                    if (Status status = clock_.expiry_after(*ttl, expiries[i]); !status) return status;
+                }
             }
-        }
-        return write_entries(batch.keys(), batch.values(), expiries);
+            return write_entries(batch.keys(), batch.values(), expiries);
+        });
     }
 
     // What transact's callback reads and writes through (kvstore/store_transaction.hpp).
@@ -221,13 +241,17 @@ public:
     /// `keys` (std::logic_error otherwise) and must not call the store.
     template <class F>
     Status transact(const std::vector<K>& keys, F&& f) {
-        Transaction transaction(*this);
-        auto stage = [&](typename Map::LockedKeys& locked) {
-            transaction.locked_ = &locked;
-            return f(transaction);
-        };
-        return commit_logged(
-            entries_.write_locked(keys, stage, transaction.keys_, transaction.values_, transaction.expiries_));
+        return refused_for_room([&] {
+            Transaction transaction(*this);
+            auto stage = [&](typename Map::LockedKeys& locked) {
+                transaction.locked_ = &locked;
+                return f(transaction);
+            };
+            return write_logged([&] {
+                return entries_.write_locked(keys, stage, transaction.keys_, transaction.values_,
+                                             transaction.expiries_);
+            });
+        });
     }
 
     // A scope whose writes return before they are committed (kvstore/deferred_commits.hpp).
@@ -240,7 +264,9 @@ public:
 
     /// Removes every entry, logged as one record; other threads see the
     /// store as it was or empty.
-    Status clear() { return commit_logged(entries_.clear()); }
+    Status clear() {
+        return write_logged([&] { return entries_.clear(); });
+    }
 
     /// A copy of the key's value, or std::nullopt if it is absent or expired.
     template <class Q>
@@ -306,7 +332,8 @@ public:
     Status checkpoint() {
         std::lock_guard<std::mutex> one_at_a_time(checkpointer_.mutex());
         Lsn replay_from = 0;
-        return checkpointer_.checkpoint(*log_, replay_from);
+        return detail::no_room_as_status([&] { return "checkpoint of " + files_.path(); },
+                                         "no snapshot was written", [&] { return checkpointer_.checkpoint(*log_, replay_from); });
     }
 
     // ---- Replication (defined in kvstore/replication.hpp) ----
@@ -397,7 +424,7 @@ private:
 
     template <class Q, class Change>
     Status change_live(const Q& key, Change&& change) {
-        return commit_logged(entries_.change_live(key, std::forward<Change>(change)));
+        return write_logged([&] { return entries_.change_live(key, std::forward<Change>(change)); });
     }
 
     Status write_entries(const std::vector<K>& keys, const std::vector<std::optional<V>>& values,
@@ -406,20 +433,20 @@ private:
             if (Status status = entries_.check_sizes(keys[i], values[i] ? &*values[i] : nullptr); !status)
                 return status;
         }
-        return commit_logged(entries_.write_entries(keys, values, expiries));
+        return write_logged([&] { return entries_.write_entries(keys, values, expiries); });
     }
 
     template <class Q, class M>
     Status put_expiring(const Q& key, const M& value, Expiry expiry) {
         if (Status status = entries_.check_sizes(key, &value); !status) return status;
-        return commit_logged(entries_.put(key, value, expiry));
+        return write_logged([&] { return entries_.put(key, value, expiry); });
     }
 
     template <class Q, class M>
     Status put_if_absent_expiring(const Q& key, const M& value, Expiry expiry, bool& inserted) {
         inserted = false;
         if (Status status = entries_.check_sizes(key, &value); !status) return status;
-        return commit_logged(entries_.put_if_absent(key, value, expiry, inserted));
+        return write_logged([&] { return entries_.put_if_absent(key, value, expiry, inserted); });
     }
 
     template <class Q, class M>
@@ -429,6 +456,28 @@ private:
         return change_live(key, [&](const auto&, Expiry, auto&& store_value) {
             if (store_value(value, expiry)) replaced = true;
         });
+    }
+
+    // Runs write() -> Logged, then commits its record. A write the map
+    // cannot hold throws before its record is appended (detail/built_entry.hpp):
+    // then nothing was logged or changed, and the caller gets a Status.
+    template <class Write>
+    Status write_logged(Write&& write) {
+        detail::Logged logged;
+        Status built = refused_for_room([&] {
+            logged = write();
+            return Status::ok();
+        });
+        if (!built) return built;
+        return commit_logged(std::move(logged));
+    }
+
+    // Returns write() -> Status, or the kNoRoom Status of a write that ran
+    // out of room before its record was appended.
+    template <class Write>
+    Status refused_for_room(Write&& write) {
+        return detail::no_room_as_status([&] { return "a write to " + files_.path(); },
+                                         "nothing was logged or changed", std::forward<Write>(write));
     }
 
     // Waits for what the policy promises about record `lsn`, unless the

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace kvstore::test {
@@ -47,5 +48,19 @@ struct StoreFixture {
         }));
     }
 };
+
+/// The bytes of a snapshot `store` exports; `continue_from` gets the LSN
+/// to read its log from.
+template <class StoreType>
+std::string exported(StoreType& store, Lsn& continue_from) {
+    std::string bytes;
+    REQUIRE(store.export_snapshot(
+        [&](std::string_view chunk) {
+            bytes.append(chunk);
+            return Status::ok();
+        },
+        continue_from));
+    return bytes;
+}
 
 }  // namespace kvstore::test

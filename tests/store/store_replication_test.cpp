@@ -34,17 +34,6 @@ struct Follower : StoreFixture<GroupCommitWAL> {
     }
 };
 
-std::string exported(Store<std::string, std::string, GroupCommitWAL>& store, Lsn& continue_from) {
-    std::string bytes;
-    REQUIRE(store.export_snapshot(
-        [&](std::string_view chunk) {
-            bytes.append(chunk);
-            return Status::ok();
-        },
-        continue_from));
-    return bytes;
-}
-
 // A source that hands out `bytes` in chunks of 100.
 std::function<Status(std::string&)> chunks_of(const std::string& bytes) {
     auto at = std::make_shared<std::size_t>(0);

@@ -216,7 +216,12 @@ public:
     Status lock_file(const std::string& path, std::unique_ptr<FileLock>& lock) override {
         std::lock_guard<std::mutex> guard(mutex_);
         if (!locked_.insert(path).second) return Status::busy(path + " is locked");
-        lock = std::make_unique<Lock>(*this, path);
+        try {
+            lock = std::make_unique<Lock>(*this, path);
+        } catch (...) {
+            locked_.erase(path);
+            throw;
+        }
         return Status::ok();
     }
 

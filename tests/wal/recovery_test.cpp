@@ -532,3 +532,54 @@ TEST_CASE("A record header's checksum is checked before its type, reserved bytes
         CHECK(mentions(status, "bad header checksum"));
     }
 }
+
+namespace {
+
+// Writes `segments` segments of three records each (LSNs 1-3, 4-6, ...),
+// then the empty segment a clean close leaves.
+void write_segments(LogFixture<SyncWAL>& log, int segments) {
+    for (int segment = 0; segment < segments; ++segment) {
+        REQUIRE(log.reopen());
+        for (int i = 1; i <= 3; ++i) REQUIRE(log.wal->write(put(key_of(3 * segment + i), value_of(i))));
+        REQUIRE(log.wal->close());
+    }
+}
+
+// Opening in either strict mode is refused as corruption, with `text` in
+// the message.
+void check_refused_strictly(FaultFileSystem& fs, const std::string& text) {
+    for (const RecoveryMode mode : {RecoveryMode::kTolerateTornTail, RecoveryMode::kAbsoluteConsistency}) {
+        CAPTURE(static_cast<int>(mode));
+        std::vector<ReplayedOp> replayed;
+        RecoveryReport report;
+        const Status status = reopen(fs, mode, replayed, report);
+        CHECK(status.code() == StatusCode::kCorruption);
+        CHECK(mentions(status, text));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("A segment whose header names another first LSN than its file name is refused", "[wal][recovery]") {
+    LogFixture<SyncWAL> log;
+    write_segments(log, 2);
+    // Segment 4 replaced by segment 1 of another log: its header, and its
+    // records, begin at LSN 1.
+    LogFixture<SyncWAL> other;
+    write_segments(other, 1);
+    log.fs.set_contents(segment_path(4), other.fs.contents(segment_path(1)));
+    const std::string damaged = log.fs.contents(segment_path(4));
+    check_refused_strictly(log.fs, "file header names LSN 1, the file name another");
+    check_refused_strictly(log.fs, segment_path(4));
+    CHECK(log.fs.contents(segment_path(4)) == damaged);
+}
+
+TEST_CASE("A missing middle segment is refused, naming the LSNs it held", "[wal][recovery]") {
+    LogFixture<SyncWAL> log;
+    write_segments(log, 3);
+    const std::string last = log.fs.contents(segment_path(7));
+    REQUIRE(log.fs.remove(segment_path(4)));
+    check_refused_strictly(log.fs, "LSNs 4-6 are missing");
+    // Refused, not repaired: the segments after the gap are as they were.
+    CHECK(log.fs.contents(segment_path(7)) == last);
+}

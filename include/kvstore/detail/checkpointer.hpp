@@ -212,12 +212,56 @@ private:
                 status = writer.write_pending();
             });
         }
-        if (status) status = writer.finish();
         if (!status) return status;
-        // Other threads see the old contents or the new, never a mix.
-        Recovery<K, V, Map> recovery(fs_, files_.path(), map_, now, expiries_);
-        status = map_.with_all_locked([&](auto& into) { return recovery.load_snapshot_into(path, entries, into); });
+        // Once finish() renames it, the new snapshot is what a reopen loads:
+        // a failure before the map holds it takes it back (take_back does,
+        // once the map is being loaded). Other threads see the old contents
+        // or the new, never a mix.
+        bool loading = false;
+        try {
+            status = writer.finish();
+            if (status) {
+                Recovery<K, V, Map> recovery(fs_, files_.path(), map_, now, expiries_);
+                status = map_.with_all_locked([&](auto& into) {
+                    loading = true;
+                    Status loaded = recovery.load_snapshot_into(path, entries, into);
+                    return loaded ? std::move(loaded) : take_back(log, recovery, into, replay_from, std::move(loaded));
+                });
+            }
+        } catch (...) {
+            if (!loading) forget_snapshot(replay_from);
+            throw;
+        }
+        if (!status && !loading) forget_snapshot(replay_from);
         return status ? end_snapshot(log, replay_from) : status;
+    }
+
+    // Removes snapshot `replay_from` if it is there, durably; a failure is
+    // the caller's failure already being reported.
+    void forget_snapshot(Lsn replay_from) {
+        std::uint64_t size = 0;
+        if (!fs_.file_size(files_.snapshot_path(replay_from), size)) return;
+        if (fs_.remove(files_.snapshot_path(replay_from))) (void)fs_.sync_dir(files_.path());
+    }
+
+    // After the snapshot at `replay_from` failed to load (no room: the map
+    // is cleared and part filled): removes it and refills the map from the
+    // files as they were before it, so that memory and files agree again.
+    // Under None, whose changes no file holds, that is the newest snapshot.
+    // Returns `cause`, or why the two could not be made to agree.
+    template <class Into>
+    Status take_back(Log& log, Recovery<K, V, Map>& recovery, Into& into, Lsn replay_from, Status cause) {
+        Status status = fs_.remove(files_.snapshot_path(replay_from));
+        if (status) status = fs_.sync_dir(files_.path());
+        if (status) status = log.flush();
+        std::string previous;
+        if (status) status = files_.find_snapshot(previous);
+        if (status) status = recovery.reload(into, previous, Log::kKeepsRecords);
+        if (status) return cause;
+        return Status::failed(Status::io_error(
+            cause.message() + ", and refilling the map from its files failed: " + status.message() +
+                "; the store's memory no longer matches its files: reopen it",
+            files_.path(), status.error_number()));
     }
 
     FileSystem& fs_;

@@ -1,8 +1,11 @@
 // LoggedMap: a Store's map as the Store's calls see it. A read skips an
 // expired entry (and removes it); a write appends its record to the log
 // inside the shard's critical section that applies it, so the log's order is
-// the order of the changes. A write returns its record's LSN without waiting
-// for it: committing, and deferring commits, is the Store's.
+// the order of the changes. The change's entry is built (and its shard grown)
+// before the record is appended (detail/built_entry.hpp): a change the map
+// cannot hold throws with nothing logged and nothing changed. A write
+// returns its record's LSN without waiting for it: committing, and deferring
+// commits, is the Store's.
 #pragma once
 
 #include <kvstore/detail/encoded.hpp>
@@ -134,36 +137,30 @@ public:
     template <class Q, class M>
     Logged put_if_absent(const Q& key, const M& value, Expiry expiry, bool& inserted) {
         Logged logged;
-        bool replaced_expired = false;
+        inserted = false;
         expiries_.note(expiry);
-        const auto on_present = [&](auto& stored) {
-            if (!expired(stored) || !log_put(key, value, expiry, logged)) return;
-            stored = Values::make(value, expiry);
-            replaced_expired = true;
-        };
-        const auto make = [&]() -> std::optional<decltype(Values::make(value, expiry))> {
-            if (!log_put(key, value, expiry, logged)) return std::nullopt;
-            return Values::make(value, expiry);
-        };
-        inserted = map_.upsert(key, on_present, make) || replaced_expired;
+        map_.decide_write(key, [&](const auto* current, auto&& write) {
+            if (current != nullptr && !expired(*current)) return;
+            inserted = write(Values::make(value, expiry), [&] { return log_put(key, value, expiry, logged); });
+        });
         return logged;
     }
 
     // Calls change(value, expiry, store_value) under the exclusive lock if
-    // the key is live; store_value(new_value, new_expiry) logs and stores
-    // it and returns whether it did.
+    // the key is live; store_value(new_value, new_expiry), called once at
+    // most, logs and stores it and returns whether it did.
     template <class Q, class Change>
     Logged change_live(const Q& key, Change&& change) {
         Logged logged;
-        map_.update(key, [&](auto& stored) {
-            if (expired(stored)) return;
+        map_.decide_write(key, [&](const auto* current, auto&& write) {
+            if (current == nullptr || expired(*current)) return;
             auto store_value = [&](const auto& value, Expiry expiry) {
-                if (!log_put(key, value, expiry, logged)) return false;
-                stored = Values::make(value, expiry);
+                if (!write(Values::make(value, expiry), [&] { return log_put(key, value, expiry, logged); }))
+                    return false;
                 expiries_.note(expiry);
                 return true;
             };
-            change(Values::value(stored), Values::expiry(stored), store_value);
+            change(Values::value(*current), Values::expiry(*current), store_value);
         });
         return logged;
     }
@@ -204,6 +201,17 @@ public:
                 const auto shards = locked.shards();
                 if (copy_between(*shards.begin(), shards.end()[-1])) return;
                 if (!stage(locked) || keys.empty()) return;
+                // Every entry is built before the record is appended, so a
+                // batch the map cannot hold is never logged.
+                typename Map::StagedWrites staged(locked);
+                std::string scratch;
+                for (std::size_t i = 0; i < keys.size(); ++i) {
+                    if (values[i]) {
+                        staged.put(keys[i], stored_form(*values[i], expiries[i], scratch));
+                    } else {
+                        staged.erase(keys[i]);
+                    }
+                }
                 const bool appended = append(
                     [&](auto&& to_log) {
                         std::vector<std::string> encoded;
@@ -211,15 +219,9 @@ public:
                     },
                     logged);
                 if (!appended) return;
-                std::string scratch;
-                for (std::size_t i = 0; i < keys.size(); ++i) {
-                    if (values[i]) {
-                        locked.insert_or_assign(keys[i], stored_form(*values[i], expiries[i], scratch));
-                        expiries_.note(expiries[i]);
-                    } else {
-                        locked.erase(keys[i]);
-                    }
-                }
+                staged.store();
+                for (std::size_t i = 0; i < keys.size(); ++i)
+                    if (values[i]) expiries_.note(expiries[i]);
             });
         });
         return logged;

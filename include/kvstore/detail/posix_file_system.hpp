@@ -229,7 +229,12 @@ public:
             if (error == EWOULDBLOCK) return Status::busy(path + " is locked by another user of the directory");
             return Status::io_error("flock", path, error);
         }
-        lock = std::make_unique<PosixFileLock>(fd);
+        try {
+            lock = std::make_unique<PosixFileLock>(fd);
+        } catch (...) {
+            ::close(fd);  // and with it the lock, which would otherwise be held until the process ends
+            throw;
+        }
         return Status::ok();
     }
 };

@@ -111,6 +111,10 @@ public:
 
     void use_pool(ChunkPool& pool) noexcept { pool_ = &pool; }
 
+    /// Lowers the bytes of spans this arena may take (checked when it takes
+    /// a span of 4 to 64 KiB); kMaxPooledBytes is the most it can address.
+    void limit_pooled_bytes(std::uint64_t limit) noexcept { pooled_limit_ = std::min(limit, kMaxPooledBytes); }
+
     /// A block of `bytes` and its reference. Throws std::bad_alloc (or
     /// std::length_error past kMaxPooledBytes) and changes nothing.
     Ref allocate(std::size_t bytes, unsigned char*& block) {
@@ -218,17 +222,23 @@ private:
             enter_span(current_span_ + 1);
             return;
         }
-        if (spans_.size() == kMaxSpans)
-            throw std::length_error("kvstore::ConcurrentMap: one shard's records exceed " +
-                                    std::to_string(kMaxPooledBytes >> 30) +
-                                    " GiB; use more shards (MapOptions::shards)");
         const std::size_t bytes = std::max(next_span_bytes_, at_least);
+        if (spans_.size() == kMaxSpans || span_bytes_ + bytes > pooled_limit_) throw_past_limit();
         spans_.reserve(spans_.size() + 1);
         auto* begin = static_cast<unsigned char*>(pool_->take(bytes));
         spans_.push_back({begin, bytes});
         span_bytes_ += bytes;
         next_span_bytes_ = std::min(next_span_bytes_ * 2, kLargestSpan);
         enter_span(spans_.size() - 1);
+    }
+
+    [[noreturn]] void throw_past_limit() const {
+        std::string message = "kvstore::ConcurrentMap: one shard's records up to 1 KiB would exceed " +
+                              std::to_string(pooled_limit_) + " bytes";
+        message += pooled_limit_ < kMaxPooledBytes
+                       ? " (MapOptions::max_pooled_bytes_per_shard); raise it or use more shards (MapOptions::shards)"
+                       : ", the most a shard can hold; use more shards (MapOptions::shards)";
+        throw std::length_error(message);
     }
 
     // What resolve() reads, apart from what every allocation writes.
@@ -244,6 +254,7 @@ private:
     std::vector<Ref> free_large_;
     std::size_t large_bytes_ = 0;
     std::size_t next_span_bytes_ = kFirstSpan;
+    std::uint64_t pooled_limit_ = kMaxPooledBytes;
 };
 
 }  // namespace kvstore::detail

@@ -15,6 +15,7 @@
 #include <kvstore/detail/packed_record.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <string>
 #include <string_view>
@@ -27,6 +28,7 @@ namespace kvstore::detail {
 struct NoPool {};
 struct NoArena {
     void use_pool(NoPool&) noexcept {}
+    void limit_pooled_bytes(std::uint64_t) noexcept {}
     void rewind() noexcept {}
     std::size_t reserved_bytes() const noexcept { return 0; }
 };
@@ -62,6 +64,41 @@ struct InlineLayout {
         from.~Slot();
     }
 
+    // An entry built before it is stored (see BuiltEntry), or none: storing
+    // it only moves, so it cannot fail. (Raw storage rather than
+    // std::optional, which GCC 12 reports as maybe uninitialized.)
+    struct Built {
+        alignas(Slot) unsigned char storage[sizeof(Slot)];
+        bool held = false;
+        Slot& slot() noexcept { return *std::launder(reinterpret_cast<Slot*>(storage)); }
+    };
+    static bool holds(const Built& built) noexcept { return built.held; }
+    template <class Q, class... Args>
+    static void build(Memory&, Built& into, const Q& key, Args&&... args) {
+        ::new (static_cast<void*>(into.storage)) Slot(key, std::forward<Args>(args)...);
+        into.held = true;
+    }
+    static void place(void* where, Built& built) noexcept {
+        relocate(where, built.slot());
+        built.held = false;
+    }
+    static void replace(Memory&, Slot& slot, Built& built) noexcept {
+        slot.value.~V();
+        ::new (static_cast<void*>(&slot.value)) V(std::move(built.slot().value));
+        built.slot().~Slot();
+        built.held = false;
+    }
+    static void discard(Memory&, Built& built) noexcept {
+        if (built.held) built.slot().~Slot();
+        built.held = false;
+    }
+    // Moves what `from` holds into the empty `into`.
+    static void take(Built& into, Built& from) noexcept {
+        if (!from.held) return;
+        place(into.storage, from);
+        into.held = true;
+    }
+
     template <class M>
     static void assign(Memory&, Slot& slot, M&& value) {
         slot.value = std::forward<M>(value);
@@ -92,16 +129,37 @@ struct PackedStringLayout {
 
     template <class Q, class... Args>
     static void construct(Memory& memory, void* where, const Q& key, Args&&... args) {
-        if constexpr (sizeof...(Args) == 1 && (is_byte_value<Args> && ...)) {
-            const SplitBytes value = as_bytes(args...);
-            ::new (where) Slot(PackedRecord::create(memory, std::string_view(key), value.head, value.tail));
-        } else {
-            const std::string value(std::forward<Args>(args)...);
-            ::new (where) Slot(PackedRecord::create(memory, std::string_view(key), value));
-        }
+        ::new (where) Slot(create(memory, key, std::forward<Args>(args)...));
     }
     static void destroy(Memory& memory, Slot& slot) noexcept { PackedRecord::destroy(memory, slot); }
     static void relocate(void* where, Slot& from) noexcept { ::new (where) Slot(from); }
+
+    // An entry built before it is stored (see BuiltEntry), or none: a whole
+    // record, key included, so that storing it only swaps references.
+    struct Built {
+        Slot record = 0;
+        bool held = false;
+    };
+    static bool holds(const Built& built) noexcept { return built.held; }
+    template <class Q, class... Args>
+    static void build(Memory& memory, Built& into, const Q& key, Args&&... args) {
+        into.record = create(memory, key, std::forward<Args>(args)...);
+        into.held = true;
+    }
+    static void place(void* where, Built& built) noexcept {
+        ::new (where) Slot(built.record);
+        built.held = false;
+    }
+    static void replace(Memory& memory, Slot& slot, Built& built) noexcept {
+        PackedRecord::destroy(memory, slot);
+        slot = built.record;
+        built.held = false;
+    }
+    static void discard(Memory& memory, Built& built) noexcept {
+        if (built.held) PackedRecord::destroy(memory, built.record);
+        built.held = false;
+    }
+    static void take(Built& into, Built& from) noexcept { into = std::exchange(from, Built{}); }
 
     /// Strong guarantee: a new record is built before the old one is freed.
     template <class M>
@@ -133,6 +191,17 @@ struct PackedStringLayout {
     }
 
 private:
+    template <class Q, class... Args>
+    static Slot create(Memory& memory, const Q& key, Args&&... args) {
+        if constexpr (sizeof...(Args) == 1 && (is_byte_value<Args> && ...)) {
+            const SplitBytes value = as_bytes(args...);
+            return PackedRecord::create(memory, std::string_view(key), value.head, value.tail);
+        } else {
+            const std::string value(std::forward<Args>(args)...);
+            return PackedRecord::create(memory, std::string_view(key), value);
+        }
+    }
+
     template <class M>
     static constexpr bool is_byte_value =
         std::is_convertible_v<const M&, std::string_view> || std::is_same_v<std::decay_t<M>, SplitBytes>;

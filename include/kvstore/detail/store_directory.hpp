@@ -50,23 +50,12 @@ public:
     /// `newest_snapshot` to the path of the newest complete snapshot, or to
     /// "" if there is none.
     Status remove_unfinished_and_find_snapshot(std::string& newest_snapshot) const {
-        newest_snapshot.clear();
-        std::vector<std::string> names;
-        if (Status status = fs_.list_dir(path_, names); !status) return status;
-        Lsn newest = 0;
-        for (const std::string& name : names) {
-            Lsn lsn = 0;
-            if (snapshot::parse_file_name(name, lsn)) {
-                if (newest_snapshot.empty() || lsn > newest) {
-                    newest = lsn;
-                    newest_snapshot = snapshot_path(lsn);
-                }
-            } else if (is_unfinished(name)) {
-                if (Status status = fs_.remove(path_ + "/" + name); !status) return status;
-            }
-        }
-        return Status::ok();
+        return find_snapshot(newest_snapshot, true);
     }
+
+    /// Sets `newest_snapshot` as remove_unfinished_and_find_snapshot does,
+    /// removing nothing.
+    Status find_snapshot(std::string& newest_snapshot) const { return find_snapshot(newest_snapshot, false); }
 
     /// Removes every snapshot whose replay point is before `replay_from`
     /// (large ones a few MiB at a time), then makes the removals durable.
@@ -84,6 +73,25 @@ public:
     }
 
 private:
+    Status find_snapshot(std::string& newest_snapshot, bool remove_unfinished) const {
+        newest_snapshot.clear();
+        std::vector<std::string> names;
+        if (Status status = fs_.list_dir(path_, names); !status) return status;
+        Lsn newest = 0;
+        for (const std::string& name : names) {
+            Lsn lsn = 0;
+            if (snapshot::parse_file_name(name, lsn)) {
+                if (newest_snapshot.empty() || lsn > newest) {
+                    newest = lsn;
+                    newest_snapshot = snapshot_path(lsn);
+                }
+            } else if (remove_unfinished && is_unfinished(name)) {
+                if (Status status = fs_.remove(path_ + "/" + name); !status) return status;
+            }
+        }
+        return Status::ok();
+    }
+
     static bool is_unfinished(const std::string& name) {
         static constexpr char kSuffix[] = ".tmp";
         constexpr std::size_t kSuffixSize = sizeof kSuffix - 1;

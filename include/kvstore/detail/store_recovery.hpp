@@ -14,16 +14,20 @@
 #include <kvstore/detail/apply_pipeline.hpp>
 #include <kvstore/detail/expiring_value.hpp>
 #include <kvstore/detail/log_format.hpp>
+#include <kvstore/detail/no_room.hpp>
 #include <kvstore/detail/snapshot_file.hpp>
 #include <kvstore/durability.hpp>
 #include <kvstore/file_system.hpp>
+#include <kvstore/log_files.hpp>
 #include <kvstore/log_options.hpp>
 #include <kvstore/status.hpp>
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -65,13 +69,16 @@ public:
         return snapshot::read_in_parallel(
             fs_, path, replay_from, loaded,
             [&](const snapshot::Entry* first, const snapshot::Entry* last) {
-                typename Map::BulkInserter inserter(map_);
-                for (const snapshot::Entry* entry = first; entry != last; ++entry) {
-                    if (last - entry > kPrefetchDistance) prefetch_key(inserter, entry[kPrefetchDistance].key);
-                    if (expiries_.note_passed(entry->expiry, now_)) continue;
-                    if (!insert_entry(inserter, *entry)) return Status::corruption(path, 0, "an entry does not decode");
-                }
-                return Status::ok();
+                return no_room_in("loading snapshot", path, kNoLsn, [&] {
+                    typename Map::BulkInserter inserter(map_);
+                    for (const snapshot::Entry* entry = first; entry != last; ++entry) {
+                        if (last - entry > kPrefetchDistance) prefetch_key(inserter, entry[kPrefetchDistance].key);
+                        if (expiries_.note_passed(entry->expiry, now_)) continue;
+                        if (!insert_entry(inserter, *entry))
+                            return Status::corruption(path, 0, "an entry does not decode");
+                    }
+                    return Status::ok();
+                });
             });
     }
 
@@ -100,8 +107,10 @@ public:
         std::vector<std::shared_ptr<const void>> borrowed_from;
         // Made at the first record: an empty log allocates no batches.
         std::optional<RecoveryQueue<Into>> changes;
-        auto replay = [&](const LogRecord& record) {
+        Lsn replaying = 0;
+        auto replay_record = [&](const LogRecord& record) {
             if (!changes) changes.emplace(into, map_.shard_count() / kReaderShare);
+            changes->reading(record.lsn);
             if (sampled_records < kReserveSample) {
                 sampled_bytes += log::kRecordHeaderSize + record.payload.size();
                 if (++sampled_records == kReserveSample) {
@@ -113,35 +122,113 @@ public:
             const bool borrow = kPackedStrings && record.payload_owner != nullptr;
             if (borrow && (borrowed_from.empty() || borrowed_from.back() != *record.payload_owner))
                 borrowed_from.push_back(*record.payload_owner);
-            Status queued;
-            Status decoded = for_each_operation(record, [&](const LogOperation& op) {
-                if (queued) queued = queue(*changes, op, record.lsn, borrow);
-            });
-            return decoded ? queued : decoded;
+            return queue_record(*changes, record, borrow);
+        };
+        auto replay = [&](const LogRecord& record) {
+            replaying = record.lsn;
+            return no_room_in("replaying the log in", dir_, replaying, [&] { return replay_record(record); });
         };
         if (Status status = open_log(static_cast<const LogOptions&>(log_options), replay); !status) return status;
-        if (changes) changes->finish();
-        return Status::ok();
+        return no_room_in("replaying the log in", dir_, replaying, [&] {
+            if (changes) changes->finish();
+            return Status::ok();
+        });
     }
 
     // Replaces what `into` (the map, locked whole) holds with the `entries`
     // entries of snapshot `path`, which a Store has checked.
     template <class Into>
     Status load_snapshot_into(const std::string& path, std::uint64_t entries, Into& into) {
-        into.clear();
-        into.reserve(static_cast<std::size_t>(entries));
-        RecoveryQueue<Into> changes(into, map_.shard_count() / kReaderShare);
-        Lsn snapshot_lsn = 0;
-        Status read = snapshot::read(fs_, path, snapshot_lsn, entries, [&](const snapshot::Entry& entry) {
-            (void)queue_entry(changes, entry.key, entry.value, entry.expiry, now_, false);
+        Lsn replay_from = 0;
+        return load_snapshot_into(path, entries, into, replay_from);
+    }
+
+    // Refills `into` (the map locked whole) from the files alone: the
+    // snapshot `snapshot` (none if empty), then, if `with_log`, every log
+    // record after it, read without opening the log. The log's records must
+    // all be written (flushed) first.
+    template <class Into>
+    Status reload(Into& into, const std::string& snapshot, bool with_log) {
+        Lsn replay_from = 1;
+        if (!snapshot.empty()) {
+            std::uint64_t entries = 0;
+            if (Status status = snapshot::read_entry_count(fs_, snapshot, entries); !status) return status;
+            if (Status status = load_snapshot_into(snapshot, entries, into, replay_from); !status) return status;
+        }
+        if (snapshot.empty()) into.clear();
+        if (!with_log) return Status::ok();
+        Lsn reading = 0;
+        return no_room_in("reloading the log in", dir_, reading, [&] {
+            RecoveryQueue<Into> changes(into, map_.shard_count() / kReaderShare);
+            RecoveryReport report;
+            Status read = read_log_files(
+                fs_, dir_, replay_from, RecoveryMode::kTolerateTornTail,
+                [&](const LogRecord& record) {
+                    reading = record.lsn;
+                    changes.reading(record.lsn);
+                    return queue_record(changes, record, false);
+                },
+                report);
+            if (read) changes.finish();
+            return read;
         });
-        if (read) changes.finish();
-        return read;
     }
 
 private:
+    // Loads the snapshot in `path` (`entries` entries) into `into`, locked
+    // whole, replacing what it held; `replay_from` gets the snapshot's LSN.
+    template <class Into>
+    Status load_snapshot_into(const std::string& path, std::uint64_t entries, Into& into, Lsn& replay_from) {
+        return no_room_in("loading snapshot", path, kNoLsn, [&] {
+            into.clear();
+            into.reserve(static_cast<std::size_t>(entries));
+            RecoveryQueue<Into> changes(into, map_.shard_count() / kReaderShare);
+            Status read = snapshot::read(fs_, path, replay_from, entries, [&](const snapshot::Entry& entry) {
+                (void)queue_entry(changes, entry.key, entry.value, entry.expiry, now_, false);
+            });
+            if (read) changes.finish();
+            return read;
+        });
+    }
+
+    // Queues the changes of `record`, viewing its bytes if `borrow`.
+    template <class Queue>
+    Status queue_record(Queue& changes, const LogRecord& record, bool borrow) {
+        Status queued;
+        Status decoded = for_each_operation(record, [&](const LogOperation& op) {
+            if (queued) queued = queue(changes, op, record.lsn, borrow);
+        });
+        return decoded ? queued : decoded;
+    }
+
     // Log records whose mean size estimates how many entries a replay brings.
     static constexpr std::uint64_t kReserveSample = 1024;
+    static constexpr Lsn kNoLsn = 0;
+    static constexpr const char* kMoreRoom =
+        "nothing was changed; open it with more memory, or more shards (MapOptions::shards)";
+
+    // A change that ran out of room while applied; `lsn` names its record.
+    struct NoRoomAt {
+        Lsn lsn;
+        std::string why;
+    };
+
+    // Returns f() (a Status), or the kNoRoom Status "<doing> <file> at LSN
+    // n: why" of a change that ran out of room: a change applied on the
+    // other thread names its own record, one that failed on this thread is
+    // taken to come from record `reading` (0: from a snapshot, no LSN).
+    template <class F>
+    Status no_room_in(const char* doing, const std::string& file, const Lsn& reading, F&& f) const {
+        auto where = [&](Lsn lsn) {
+            std::string said = std::string(doing) + " " + file;
+            return lsn == 0 ? said : said + " at LSN " + std::to_string(lsn);
+        };
+        try {
+            return no_room_as_status([&] { return where(reading); }, kMoreRoom, std::forward<F>(f));
+        } catch (const NoRoomAt& failed) {
+            return Status::no_room(where(failed.lsn) + ": " + failed.why + "; " + kMoreRoom);
+        }
+    }
 
     // One change read from the log or a snapshot, decoded, waiting in a
     // RecoveryQueue to be applied. A string store replaying a mapped log
@@ -159,6 +246,7 @@ private:
         std::string_view borrowed_key;
         std::string_view borrowed_value;
         std::size_t reserve = 0;  // kReserve: the entries to make room for
+        Lsn lsn = 0;              // of the record the change comes from
         K key{};
         Stored stored{};
     };
@@ -178,7 +266,13 @@ private:
             for (RecoveredChange* change = first; change != last; ++change) {
                 if (last - change > 2 * kPrefetchDistance) prefetch_borrowed(change[2 * kPrefetchDistance]);
                 if (last - change > kPrefetchDistance) prefetch(into, change[kPrefetchDistance]);
-                apply(into, *change);
+                try {
+                    apply(into, *change);
+                } catch (const std::length_error& error) {
+                    throw NoRoomAt{change->lsn, error.what()};
+                } catch (const std::bad_alloc&) {
+                    throw NoRoomAt{change->lsn, "out of memory (std::bad_alloc)"};
+                }
             }
         };
     }
@@ -207,8 +301,12 @@ private:
             RecoveredChange& change = parts_.first.holds(hash) ? here_.next() : there_.next();
             change.kind = RecoveredChange::Kind::kNothing;
             change.hash = hash;
+            change.lsn = lsn_;
             return change;
         }
+
+        // The changes queued from now on come from record `lsn`.
+        void reading(Lsn lsn) noexcept { lsn_ = lsn; }
 
         // Queues a change to every shard (kClear, kReserve) to both threads.
         void queue_everywhere(typename RecoveredChange::Kind kind, std::size_t reserve = 0) {
@@ -216,6 +314,7 @@ private:
                 RecoveredChange& change = pipeline->next();
                 change.kind = kind;
                 change.reserve = reserve;
+                change.lsn = lsn_;
             }
         }
 
@@ -229,6 +328,7 @@ private:
         std::pair<Into, Into> parts_;
         RecoveryPipeline<Into> here_;
         RecoveryPipeline<Into> there_;
+        Lsn lsn_ = 0;
     };
 
     template <class Into>

@@ -264,10 +264,14 @@ private:
             }
         }
         if (!failure_) return Status::failed(failure_);
+        // Room first: once the record has its LSN nothing may throw, or the
+        // log would skip an LSN or hold a record its writer was told failed.
+        pending_.reserve(pending_.size() + record_size);
+        record_ends_.push_back({0, 0});
         lsn = ++last_lsn_;
         log::seal_record(record.data(), type, lsn, now_micros(), static_cast<std::uint32_t>(payload), payload_checksum);
         pending_.append(record.data(), record_size);
-        record_ends_.push_back({lsn, pending_.size()});
+        record_ends_.back() = {lsn, pending_.size()};
         stats_.max_pending_bytes = std::max<std::uint64_t>(stats_.max_pending_bytes, pending_.size());
         lock.unlock();
         if (record.capacity() > kKeptRecordBuffer) std::string().swap(record);
