@@ -407,8 +407,11 @@ private:
         Keyspace* outer_;
     };
 
-    // A store error: what the store said, Redis-style.
-    static void failed(const Status& status, Reply& reply) { reply.error("ERR " + status.to_string()); }
+    // A store error: what the store said, Redis-style; a write refused for
+    // room is OOM, which Redis's clients know as an out-of-memory refusal.
+    static void failed(const Status& status, Reply& reply) {
+        reply.error((status.code() == StatusCode::kNoRoom ? "OOM " : "ERR ") + status.to_string());
+    }
     static void not_integer(Reply& reply) { reply.error("ERR value is not an integer or out of range"); }
 
     // ---- Strings ----

@@ -37,6 +37,7 @@ struct ServerConfig {
     std::size_t max_key_size = std::size_t{64} << 10;
     std::size_t max_value_size = std::size_t{64} << 20;
     std::size_t num_shards = 0;  // 0: the map's default
+    std::uint64_t max_shard_memory = std::uint64_t{4} << 30;  // records up to 1 KiB per shard of a database
     std::size_t wal_buffer_size = std::size_t{16} << 20;
     std::uint64_t checkpoint_bytes = std::uint64_t{64} << 20;
     unsigned checkpoint_growth = 100;  // percent of the newest snapshot's size
@@ -116,6 +117,9 @@ public:
         setters_["max_key_size"] = size(config_.max_key_size);
         setters_["max_value_size"] = size(config_.max_value_size);
         setters_["num_shards"] = size(config_.num_shards);
+        setters_["max_shard_memory"] = [this](const std::string& text, std::string& why) {
+            return parse_size(text, config_.max_shard_memory, why);
+        };
         setters_["wal_buffer_size"] = size(config_.wal_buffer_size);
         setters_["checkpoint_bytes"] = [this](const std::string& text, std::string& why) {
             return parse_size(text, config_.checkpoint_bytes, why);

@@ -30,6 +30,7 @@ const char* const kUsage =
     "  durability: group (answer writes once synced; default), relaxed (sync every\n"
     "              flush_interval_ms, default 100), none (only SAVE/BGSAVE persist)\n"
     "  max_connections (10000)  max_key_size (64k)  max_value_size (64m)  num_shards\n"
+    "  max_shard_memory (4g; records up to 1 KiB in one shard; writes past it answer OOM)\n"
     "  wal_buffer_size (16m)  checkpoint_bytes (64m)  checkpoint_growth (100, percent)\n"
     "  requirepass  threads (one per core)  databases (16; database n > 0 in dir/db<n>)\n"
     "  max_query_buffer (256m)  max_bulk_length (64m)  max_arguments (1048576)\n"
@@ -38,6 +39,7 @@ const char* const kUsage =
 kvstore::StoreOptions store_options(const ServerConfig& config) {
     kvstore::StoreOptions options;
     if (config.num_shards > 0) options.map.shards = config.num_shards;
+    options.map.max_pooled_bytes_per_shard = config.max_shard_memory;
     options.max_key_size = config.max_key_size;
     options.max_value_size = config.max_value_size;
     options.log.buffer_bytes = config.wal_buffer_size;

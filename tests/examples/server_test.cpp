@@ -819,3 +819,38 @@ TEST_CASE("kill -9 during redis-benchmark loses no acknowledged SET", "[server][
     }
     CHECK(missing == 0);
 }
+
+TEST_CASE("A write past max_shard_memory answers OOM, changes nothing, and a restart keeps every acknowledged write",
+          "[server][room]") {
+    TempDir dir;
+    const std::vector<std::string> args{"--dir", dir.path() + "/data", "--num_shards", "1", "--max_shard_memory",
+                                        "64k"};
+    // MSET of `count` keys from `first` on, each with a 100-byte value.
+    auto mset = [](int first, int count) {
+        std::vector<std::string> command{"MSET"};
+        for (int i = first; i < first + count; ++i) {
+            command.push_back("key" + std::to_string(i));
+            command.push_back(std::string(100, 'v'));
+        }
+        return command;
+    };
+    {
+        ServerProcess server(args);
+        CHECK(server.cli(mset(0, 300)) == "OK");
+        const std::string refused = server.cli(mset(300, 300));
+        CHECK(refused.find("OOM no room") == 0);
+        CHECK(refused.find("max_pooled_bytes_per_shard") != std::string::npos);
+        CHECK(server.cli({"DBSIZE"}) == "300");
+        CHECK(server.cli({"EXISTS", "key300"}) == "0");
+        CHECK(server.cli({"GET", "key299"}) == std::string(100, 'v'));
+        // Writes that fit go on: an erase, and a record the size of one freed.
+        CHECK(server.cli({"DEL", "key100"}) == "1");
+        CHECK(server.cli({"SET", "key300", std::string(100, 'w')}) == "OK");
+        CHECK(server.stop(SIGKILL) != 0);
+    }
+    ServerProcess restarted(args);
+    CHECK(restarted.cli({"DBSIZE"}) == "300");
+    CHECK(restarted.cli({"EXISTS", "key100"}) == "0");
+    CHECK(restarted.cli({"GET", "key300"}) == std::string(100, 'w'));
+    CHECK(restarted.cli({"EXISTS", "key301"}) == "0");
+}
