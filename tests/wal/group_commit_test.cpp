@@ -72,8 +72,11 @@ TEMPLATE_TEST_CASE("No writer is acknowledged before a sync covers its record", 
     CHECK(stats.records == 16 * 40);
     CHECK(stats.durable_lsn == 16 * 40);
     if (std::is_same_v<TestType, GroupCommitWAL>) {
-        // 16 writers and a slow disk: writers that arrive during a sync share the next one.
-        CHECK(stats.syncs < stats.records / 2);
+        // 16 writers and a slow disk: writers that arrive during a sync share
+        // the next one. How many share depends on the scheduler (under
+        // ThreadSanitizer on a loaded machine, 321 syncs for 640 records
+        // once); that syncs are shared at all does not.
+        CHECK(stats.syncs < stats.records);
         CHECK(stats.largest_group > 1);
     }
     REQUIRE(log.reopen());
