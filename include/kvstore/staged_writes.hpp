@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <utility>
 #include <vector>
 
@@ -46,15 +45,13 @@ public:
     /// Applies every staged change, in the order staged.
     void store() noexcept {
         ConcurrentMap& map = locked_.map_;
+        auto admit = [] { return true; };
         for (Change& change : changes_) {
-            const auto& lookup = map.lookup_key(*change.key);
             if (change.entry.holds()) {
-                auto admit = [] { return true; };
-                (void)map.store_built(*change.shard, change.hash, lookup, change.entry, admit);
-            } else if (Slot* slot = change.shard->table.find(change.hash, lookup, map.equal_fn())) {
-                change.shard->table.erase(change.hash, *slot);
+                (void)map.store_built(*change.shard, change.hash, map.lookup_key(*change.key), change.entry, admit);
+            } else {
+                (void)locked_.erase_hashed(change.hash, *change.key);
             }
-            change.shard->count.store(change.shard->table.size(), std::memory_order_relaxed);
         }
         changes_.clear();
     }

@@ -45,7 +45,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -87,19 +86,10 @@ public:
         // start, shards that are not a power of two) ends as a Status: the
         // files are as they were, and the caller decides.
         try {
-            FileSystem& fs = file_system_or_default(options.log.file_system);
-            std::unique_ptr<Store> opened(new Store(fs, dir, options));
-            if (Status status = opened->recover(opened->recovery_); !status) return status;
-            if (recovery != nullptr) *recovery = opened->recovery_;
-            opened->start_background();
-            store = std::move(opened);
-            return Status::ok();
+            return detail::no_room_as_status([&] { return "opening the store in " + dir; }, "its files are as they were",
+                                             [&] { return open_or_throw(dir, options, store, recovery); });
         } catch (const std::invalid_argument& error) {
             return Status::invalid_argument("opening the store in " + dir + ": " + error.what());
-        } catch (const std::length_error& error) {
-            return Status::no_room("opening the store in " + dir + ": " + error.what());
-        } catch (const std::bad_alloc&) {
-            return Status::no_room("opening the store in " + dir + ": out of memory (std::bad_alloc)");
         } catch (const std::system_error& error) {
             return Status::io_error(std::string("opening the store (") + error.what() + ")", dir,
                                     error.code().value());
@@ -241,16 +231,13 @@ public:
     /// `keys` (std::logic_error otherwise) and must not call the store.
     template <class F>
     Status transact(const std::vector<K>& keys, F&& f) {
-        return refused_for_room([&] {
+        return write_logged([&] {
             Transaction transaction(*this);
             auto stage = [&](typename Map::LockedKeys& locked) {
                 transaction.locked_ = &locked;
                 return f(transaction);
             };
-            return write_logged([&] {
-                return entries_.write_locked(keys, stage, transaction.keys_, transaction.values_,
-                                             transaction.expiries_);
-            });
+            return entries_.write_locked(keys, stage, transaction.keys_, transaction.values_, transaction.expiries_);
         });
     }
 
@@ -401,6 +388,18 @@ public:
     }
 
 private:
+    // open(), but what it meets is thrown.
+    static Status open_or_throw(const std::string& dir, const StoreOptions& options, std::unique_ptr<Store>& store,
+                                StoreRecovery* recovery) {
+        FileSystem& fs = file_system_or_default(options.log.file_system);
+        std::unique_ptr<Store> opened(new Store(fs, dir, options));
+        if (Status status = opened->recover(opened->recovery_); !status) return status;
+        if (recovery != nullptr) *recovery = opened->recovery_;
+        opened->start_background();
+        store = std::move(opened);
+        return Status::ok();
+    }
+
     Store(FileSystem& fs, std::string dir, const StoreOptions& options)
         : fs_(fs),
           files_(fs, std::move(dir)),

@@ -236,12 +236,17 @@ private:
         return status ? end_snapshot(log, replay_from) : status;
     }
 
-    // Removes snapshot `replay_from` if it is there, durably; a failure is
-    // the caller's failure already being reported.
+    // Removes snapshot `replay_from`, durably.
+    Status remove_snapshot(Lsn replay_from) {
+        if (Status status = fs_.remove(files_.snapshot_path(replay_from)); !status) return status;
+        return fs_.sync_dir(files_.path());
+    }
+
+    // Removes snapshot `replay_from` if it is there; a failure is the
+    // caller's failure already being reported.
     void forget_snapshot(Lsn replay_from) {
         std::uint64_t size = 0;
-        if (!fs_.file_size(files_.snapshot_path(replay_from), size)) return;
-        if (fs_.remove(files_.snapshot_path(replay_from))) (void)fs_.sync_dir(files_.path());
+        if (fs_.file_size(files_.snapshot_path(replay_from), size)) (void)remove_snapshot(replay_from);
     }
 
     // After the snapshot at `replay_from` failed to load (no room: the map
@@ -251,8 +256,7 @@ private:
     // Returns `cause`, or why the two could not be made to agree.
     template <class Into>
     Status take_back(Log& log, Recovery<K, V, Map>& recovery, Into& into, Lsn replay_from, Status cause) {
-        Status status = fs_.remove(files_.snapshot_path(replay_from));
-        if (status) status = fs_.sync_dir(files_.path());
+        Status status = remove_snapshot(replay_from);
         if (status) status = log.flush();
         std::string previous;
         if (status) status = files_.find_snapshot(previous);

@@ -150,12 +150,13 @@ public:
     template <class Into>
     Status reload(Into& into, const std::string& snapshot, bool with_log) {
         Lsn replay_from = 1;
-        if (!snapshot.empty()) {
+        if (snapshot.empty()) {
+            into.clear();
+        } else {
             std::uint64_t entries = 0;
             if (Status status = snapshot::read_entry_count(fs_, snapshot, entries); !status) return status;
             if (Status status = load_snapshot_into(snapshot, entries, into, replay_from); !status) return status;
         }
-        if (snapshot.empty()) into.clear();
         if (!with_log) return Status::ok();
         Lsn reading = 0;
         return no_room_in("reloading the log in", dir_, reading, [&] {
@@ -221,7 +222,7 @@ private:
     Status no_room_in(const char* doing, const std::string& file, const Lsn& reading, F&& f) const {
         auto where = [&](Lsn lsn) {
             std::string said = std::string(doing) + " " + file;
-            return lsn == 0 ? said : said + " at LSN " + std::to_string(lsn);
+            return lsn == kNoLsn ? said : said + " at LSN " + std::to_string(lsn);
         };
         try {
             return no_room_as_status([&] { return where(reading); }, kMoreRoom, std::forward<F>(f));
